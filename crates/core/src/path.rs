@@ -1,0 +1,255 @@
+//! Project file path rules.
+//!
+//! One implementation, mirrored by `fsync.path_error` in SQL; the rules are checked in the order of
+//! [`PathRule`] so that both sides name the same rule for the same path.
+
+use std::fmt;
+
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
+
+/// Longest path accepted, in UTF-8 bytes.
+pub const MAX_PATH_BYTES: usize = 1024;
+/// Most `/`-separated segments a path may have.
+pub const MAX_SEGMENTS: usize = 64;
+/// Folder reserved for fs-sync's own files inside a snapshot or project tree.
+pub const RESERVED_DIR: &str = ".fs-sync";
+
+/// The rule a refused path broke, in the order the rules are checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PathRule {
+    /// The path is the empty string.
+    Empty,
+    /// Longer than [`MAX_PATH_BYTES`] bytes.
+    TooLong,
+    /// Holds a control character (U+0000–U+001F, U+007F–U+009F).
+    ControlChar,
+    /// Holds a backslash.
+    Backslash,
+    /// Starts with `/`.
+    Absolute,
+    /// Ends with `/`.
+    TrailingSlash,
+    /// Has an empty segment (`a//b`).
+    EmptySegment,
+    /// Has a `.` or `..` segment.
+    DotSegment,
+    /// More than [`MAX_SEGMENTS`] segments.
+    TooManySegments,
+    /// Not in Unicode normalization form C.
+    NotNfc,
+    /// Inside the reserved `.fs-sync` folder.
+    Reserved,
+}
+
+impl PathRule {
+    /// The rule's stable name, shared with SQL and error details.
+    pub fn name(self) -> &'static str {
+        match self {
+            PathRule::Empty => "empty",
+            PathRule::TooLong => "too_long",
+            PathRule::ControlChar => "control_char",
+            PathRule::Backslash => "backslash",
+            PathRule::Absolute => "absolute",
+            PathRule::TrailingSlash => "trailing_slash",
+            PathRule::EmptySegment => "empty_segment",
+            PathRule::DotSegment => "dot_segment",
+            PathRule::TooManySegments => "too_many_segments",
+            PathRule::NotNfc => "not_nfc",
+            PathRule::Reserved => "reserved",
+        }
+    }
+}
+
+impl fmt::Display for PathRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A path that breaks one of the rules; the message names the rule and the offending part.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid path {path:?}: {rule}: {detail}")]
+pub struct PathError {
+    /// The refused path, as given.
+    pub path: String,
+    /// The first rule it breaks.
+    pub rule: PathRule,
+    /// What exactly is wrong, for people.
+    pub detail: String,
+}
+
+/// Checks `path` against the rules, returning the first one it breaks.
+///
+/// Paths are never normalised silently: a path that is not already valid is refused.
+pub fn validate_path(path: &str) -> Result<(), PathError> {
+    let refuse = |rule: PathRule, detail: String| {
+        Err(PathError {
+            path: path.to_owned(),
+            rule,
+            detail,
+        })
+    };
+    if path.is_empty() {
+        return refuse(
+            PathRule::Empty,
+            "a path needs at least one character".into(),
+        );
+    }
+    if path.len() > MAX_PATH_BYTES {
+        return refuse(
+            PathRule::TooLong,
+            format!("{} bytes, at most {MAX_PATH_BYTES} allowed", path.len()),
+        );
+    }
+    if let Some(c) = path.chars().find(|c| c.is_control()) {
+        return refuse(
+            PathRule::ControlChar,
+            format!("control character U+{:04X} is not allowed", c as u32),
+        );
+    }
+    if path.contains('\\') {
+        return refuse(
+            PathRule::Backslash,
+            "use '/' to separate folders; '\\' is not allowed".into(),
+        );
+    }
+    if path.starts_with('/') {
+        return refuse(
+            PathRule::Absolute,
+            "paths are relative to the project root and must not start with '/'".into(),
+        );
+    }
+    if path.ends_with('/') {
+        return refuse(
+            PathRule::TrailingSlash,
+            "a file path must not end with '/'".into(),
+        );
+    }
+    let mut segments = 0;
+    for segment in path.split('/') {
+        segments += 1;
+        match segment {
+            "" => {
+                return refuse(
+                    PathRule::EmptySegment,
+                    "empty folder name ('//') is not allowed".into(),
+                )
+            }
+            "." | ".." => {
+                return refuse(
+                    PathRule::DotSegment,
+                    format!("'{segment}' segments are not allowed"),
+                )
+            }
+            _ => {}
+        }
+    }
+    if segments > MAX_SEGMENTS {
+        return refuse(
+            PathRule::TooManySegments,
+            format!("{segments} segments, at most {MAX_SEGMENTS} allowed"),
+        );
+    }
+    if !is_nfc(path) {
+        return refuse(
+            PathRule::NotNfc,
+            format!(
+                "not in Unicode NFC; write it as {:?}",
+                path.nfc().collect::<String>()
+            ),
+        );
+    }
+    if path == RESERVED_DIR || path.starts_with(".fs-sync/") {
+        return refuse(
+            PathRule::Reserved,
+            format!("'{RESERVED_DIR}/' is reserved for fs-sync"),
+        );
+    }
+    Ok(())
+}
+
+fn is_nfc(s: &str) -> bool {
+    match is_nfc_quick(s.chars()) {
+        IsNormalized::Yes => true,
+        IsNormalized::No => false,
+        IsNormalized::Maybe => s.chars().eq(s.nfc()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn rule(p: &str) -> Option<PathRule> {
+        validate_path(p).err().map(|e| e.rule)
+    }
+
+    #[test]
+    fn accepts_ordinary_paths() {
+        for p in [
+            "a",
+            "src/App.tsx",
+            ".env",
+            ".gitignore",
+            "a/.b/c..d/...",
+            "assets/café.png",
+            "日本語/ファイル.ts",
+            "fs-sync/x",
+            ".fs-syncx/a",
+            "a/.fs-sync/b",
+        ] {
+            assert_eq!(rule(p), None, "{p}");
+        }
+        assert_eq!(rule(&"a".repeat(MAX_PATH_BYTES)), None);
+        assert_eq!(rule(&vec!["a"; MAX_SEGMENTS].join("/")), None);
+    }
+
+    #[test]
+    fn each_rule_is_named() {
+        let cases = [
+            ("", PathRule::Empty),
+            ("a\0b", PathRule::ControlChar),
+            ("a\nb", PathRule::ControlChar),
+            ("a\u{7f}", PathRule::ControlChar),
+            ("a\u{85}", PathRule::ControlChar),
+            ("a\\b", PathRule::Backslash),
+            ("/etc/passwd", PathRule::Absolute),
+            ("src/", PathRule::TrailingSlash),
+            ("a//b", PathRule::EmptySegment),
+            ("./a", PathRule::DotSegment),
+            ("a/../../b", PathRule::DotSegment),
+            ("..", PathRule::DotSegment),
+            ("cafe\u{301}.ts", PathRule::NotNfc),
+            (".fs-sync", PathRule::Reserved),
+            (".fs-sync/manifest.json", PathRule::Reserved),
+        ];
+        for (p, want) in cases {
+            assert_eq!(rule(p), Some(want), "{p:?}");
+        }
+        assert_eq!(
+            rule(&"a".repeat(MAX_PATH_BYTES + 1)),
+            Some(PathRule::TooLong)
+        );
+        // Multi-byte characters count in bytes, not characters.
+        assert_eq!(rule(&"é".repeat(513)), Some(PathRule::TooLong));
+        assert_eq!(
+            rule(&vec!["a"; MAX_SEGMENTS + 1].join("/")),
+            Some(PathRule::TooManySegments)
+        );
+    }
+
+    #[test]
+    fn message_names_rule_and_path() {
+        let err = validate_path("a/../b").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid path \"a/../b\": dot_segment: '..' segments are not allowed"
+        );
+        let err = validate_path("cafe\u{301}").unwrap_err();
+        assert!(err.to_string().contains("not_nfc"), "{err}");
+        assert!(err.to_string().contains("café"), "{err}");
+    }
+}
