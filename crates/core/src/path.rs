@@ -126,23 +126,20 @@ pub fn validate_path(path: &str) -> Result<(), PathError> {
             "a file path must not end with '/'".into(),
         );
     }
+    if path.contains("//") {
+        return refuse(
+            PathRule::EmptySegment,
+            "empty folder name ('//') is not allowed".into(),
+        );
+    }
     let mut segments = 0;
     for segment in path.split('/') {
         segments += 1;
-        match segment {
-            "" => {
-                return refuse(
-                    PathRule::EmptySegment,
-                    "empty folder name ('//') is not allowed".into(),
-                )
-            }
-            "." | ".." => {
-                return refuse(
-                    PathRule::DotSegment,
-                    format!("'{segment}' segments are not allowed"),
-                )
-            }
-            _ => {}
+        if segment == "." || segment == ".." {
+            return refuse(
+                PathRule::DotSegment,
+                format!("'{segment}' segments are not allowed"),
+            );
         }
     }
     if segments > MAX_SEGMENTS {
@@ -221,6 +218,8 @@ mod tests {
             ("a//b", PathRule::EmptySegment),
             ("./a", PathRule::DotSegment),
             ("a/../../b", PathRule::DotSegment),
+            // Each rule is checked over the whole path before the next one.
+            ("..//a", PathRule::EmptySegment),
             ("..", PathRule::DotSegment),
             ("cafe\u{301}.ts", PathRule::NotNfc),
             (".fs-sync", PathRule::Reserved),

@@ -258,6 +258,9 @@ fn spawn_postgres(
                     "shared_buffers=128MB",
                     "-c",
                     "max_locks_per_transaction=256",
+                    // Lets tests check that change-log order is commit order.
+                    "-c",
+                    "track_commit_timestamp=on",
                 ])
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("dup log"))

@@ -45,6 +45,26 @@ impl TestDb {
         })
     }
 
+    /// A database with only the local Supabase base applied, for tests that apply migrations
+    /// themselves (up/down round trips, upgrades from the legacy schema).
+    pub async fn with_base_only() -> Result<TestDb, Error> {
+        let cluster = shared_cluster()?;
+        let admin = connect(cluster, "postgres").await?;
+        let name = format!("t_{}_{}", std::process::id(), next_id());
+        admin
+            .batch_execute(&format!("create database {name}"))
+            .await?;
+        let admin = connect(cluster, &name).await?;
+        // Roles are cluster-wide: two databases creating them at once would race.
+        let _roles = ROLES.lock().await;
+        schema::apply(&admin, &schema::base_files()?).await?;
+        Ok(TestDb {
+            cluster,
+            name,
+            admin,
+        })
+    }
+
     /// The database's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -108,6 +128,9 @@ pub async fn set_claims(
     Ok(())
 }
 
+/// Held while SQL that creates cluster-wide roles runs.
+static ROLES: Mutex<()> = Mutex::const_new(());
+
 fn next_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -167,7 +190,9 @@ async fn template(cluster: &Cluster) -> Result<String, Error> {
             .into_iter()
             .chain(schema::migration_files()?)
             .collect();
+        let roles = ROLES.lock().await;
         schema::apply(&client, &files).await?;
+        drop(roles);
         drop(client);
         // The dropped connection closes asynchronously; renaming needs it gone.
         let mut renamed = Err(None);
