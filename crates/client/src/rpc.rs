@@ -1,0 +1,152 @@
+//! Calling the fs-sync RPCs over PostgREST with the app's fetch, retrying what is transient.
+
+use js_sys::{Function, Object, Promise, Reflect};
+use serde_json::Value;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use crate::error::{ClientError, ErrorKind};
+use crate::retry::RetryPolicy;
+
+/// Where the bearer token comes from.
+pub(crate) enum TokenSource {
+    /// A fixed access token.
+    Fixed(String),
+    /// `getAccessToken()`, called before every request (it may return a promise).
+    Callback(Function),
+    /// No user: the anon key is the bearer, as supabase-js does without a session.
+    Anon,
+}
+
+/// One Supabase project's PostgREST endpoint.
+pub(crate) struct Transport {
+    pub(crate) rpc_url: String,
+    pub(crate) anon_key: String,
+    pub(crate) token: TokenSource,
+    pub(crate) fetch: Function,
+    pub(crate) fetch_this: JsValue,
+    pub(crate) retry: RetryPolicy,
+}
+
+impl Transport {
+    /// Calls `name` with named `args`, retrying network errors, 5xx and 429 per the policy.
+    pub(crate) async fn call(&self, name: &str, args: &Value) -> Result<Value, ClientError> {
+        let body = args.to_string();
+        let mut attempt = 1;
+        loop {
+            match self.attempt(name, &body).await {
+                Ok(v) => return Ok(v),
+                Err(e) => match self.retry.delay_ms(attempt, &e, js_sys::Math::random()) {
+                    Some(ms) => {
+                        gloo_timers::future::TimeoutFuture::new(ms.min(u64::from(u32::MAX)) as u32)
+                            .await;
+                        attempt += 1;
+                    }
+                    None => return Err(e),
+                },
+            }
+        }
+    }
+
+    async fn attempt(&self, name: &str, body: &str) -> Result<Value, ClientError> {
+        let token = self.bearer().await?;
+        let headers = Object::new();
+        set(&headers, "apikey", &self.anon_key);
+        set(&headers, "Authorization", &format!("Bearer {token}"));
+        set(&headers, "Content-Type", "application/json");
+        set(&headers, "Content-Profile", "public");
+        set(
+            &headers,
+            "X-Client-Info",
+            concat!("fs-sync-client/", env!("CARGO_PKG_VERSION")),
+        );
+        let init = Object::new();
+        set(&init, "method", "POST");
+        set(&init, "body", body);
+        Reflect::set(&init, &"headers".into(), &headers).expect("plain object");
+        let url = format!("{}{name}", self.rpc_url);
+        let response = self
+            .fetch
+            .call2(&self.fetch_this, &JsValue::from_str(&url), &init)
+            .map_err(network)?;
+        let response = JsFuture::from(Promise::resolve(&response))
+            .await
+            .map_err(network)?;
+        let status = Reflect::get(&response, &"status".into())
+            .ok()
+            .and_then(|s| s.as_f64())
+            .ok_or_else(|| server("fetch returned something that is not a Response"))?
+            as u16;
+        let text = method(&response, "text")?;
+        let text = JsFuture::from(Promise::resolve(&text))
+            .await
+            .map_err(network)?
+            .as_string()
+            .unwrap_or_default();
+        if (200..300).contains(&status) {
+            if text.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_str(&text)
+                .map_err(|e| server(&format!("{name} answered invalid JSON: {e}")));
+        }
+        Err(ClientError::from_response(status, &text))
+    }
+
+    async fn bearer(&self) -> Result<String, ClientError> {
+        match &self.token {
+            TokenSource::Fixed(t) => Ok(t.clone()),
+            TokenSource::Anon => Ok(self.anon_key.clone()),
+            TokenSource::Callback(f) => {
+                let v = f.call0(&JsValue::NULL).map_err(auth)?;
+                let v = JsFuture::from(Promise::resolve(&v)).await.map_err(auth)?;
+                v.as_string().filter(|t| !t.is_empty()).ok_or_else(|| {
+                    ClientError::local(
+                        ErrorKind::Unauthorized,
+                        "getAccessToken() returned no token",
+                        Value::Null,
+                    )
+                })
+            }
+        }
+    }
+}
+
+fn set(obj: &Object, key: &str, value: &str) {
+    Reflect::set(obj, &key.into(), &value.into()).expect("plain object");
+}
+
+fn method(target: &JsValue, name: &str) -> Result<JsValue, ClientError> {
+    let f: Function = Reflect::get(target, &name.into())
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or_else(|| server(&format!("response has no {name}()")))?;
+    f.call0(target).map_err(network)
+}
+
+fn describe(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| "unknown error".into())
+}
+
+fn network(e: JsValue) -> ClientError {
+    ClientError::local(
+        ErrorKind::Network,
+        format!("request failed: {}", describe(&e)),
+        Value::Null,
+    )
+}
+
+fn auth(e: JsValue) -> ClientError {
+    ClientError::local(
+        ErrorKind::Unauthorized,
+        format!("getAccessToken() failed: {}", describe(&e)),
+        Value::Null,
+    )
+}
+
+fn server(message: &str) -> ClientError {
+    ClientError::local(ErrorKind::Server, message, Value::Null)
+}
