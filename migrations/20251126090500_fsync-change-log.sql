@@ -1,0 +1,93 @@
+-- =====================================================================
+-- fsync-change-log: the per-project change log (DESIGN.md invariant 2) and
+-- fsync.append_event, the one place events are written and broadcast.
+--
+-- Gapless seq: projects.last_seq is bumped with UPDATE … RETURNING inside the
+-- write transaction. Every writer first locks the project row (fsync.lock_project
+-- in fsync-rpcs), so writers of one project are serialised and seq order is
+-- commit order; a rolled-back write rolls back its bump, leaving no event and no
+-- seq.
+--
+-- Stored payloads are the broadcast payloads without "content": the content is
+-- re-attached from project_files (path, version) when the log is read
+-- (list_project_events), so the log does not store a second copy.
+-- =====================================================================
+
+-- ---------------------------------------------------------------------
+-- Tables
+-- ---------------------------------------------------------------------
+
+create table public.project_events (
+  project_id uuid not null references public.projects (id) on delete cascade,
+  seq bigint not null check (seq > 0),
+  event_type text not null check (event_type in ('file:update', 'file:delete', 'file:rename', 'bulk:apply')),
+  payload jsonb not null,
+  actor uuid,
+  created_at timestamptz not null default now(),
+  primary key (project_id, seq)
+);
+comment on table public.project_events is
+  'Change log: one row per committed write, seq = 1, 2, 3 … per project with no gap. Written only by the fs-sync RPCs.';
+
+-- ---------------------------------------------------------------------
+-- Helpers
+-- ---------------------------------------------------------------------
+
+-- Appends the next event of p_project_id and broadcasts it on the private topic
+-- project:<id> with realtime.send(payload, type, topic, true). p_content, when not
+-- null, is added to the broadcast payload only (see header). Returns the seq.
+-- Must be called by a SECURITY DEFINER write RPC after fsync.lock_project: the
+-- insert into realtime.messages then runs as the function owner, so the silent
+-- failure mode of realtime.send (it swallows RLS errors) cannot drop the message.
+create function fsync.append_event(p_project_id uuid, p_type text, p_payload jsonb, p_content text, p_actor uuid)
+returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_seq bigint;
+  v_at timestamptz := clock_timestamp();  -- taken under the project lock: increases with seq
+  v_payload jsonb;
+begin
+  update public.projects p
+     set last_seq = p.last_seq + 1, updated_at = v_at
+   where p.id = p_project_id
+  returning p.last_seq into v_seq;
+  if v_seq is null then
+    perform fsync.raise_error('PT404', format('project %s not found', p_project_id),
+                              jsonb_build_object('project_id', p_project_id));
+  end if;
+
+  v_payload := p_payload || jsonb_build_object(
+    'v', 1,
+    'seq', v_seq,
+    'type', p_type,
+    'project_id', p_project_id,
+    'timestamp', to_char(v_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    'actor', p_actor);
+
+  insert into public.project_events (project_id, seq, event_type, payload, actor, created_at)
+  values (p_project_id, v_seq, p_type, v_payload, p_actor, v_at);
+
+  perform realtime.send(
+    case when p_content is null then v_payload else v_payload || jsonb_build_object('content', p_content) end,
+    p_type,
+    'project:' || p_project_id::text,
+    true);
+  return v_seq;
+end
+$$;
+revoke all on function fsync.append_event(uuid, text, jsonb, text, uuid) from public;
+
+-- ---------------------------------------------------------------------
+-- RLS
+-- ---------------------------------------------------------------------
+
+alter table public.project_events enable row level security;
+
+create policy "members can read project events" on public.project_events
+  for select to authenticated
+  using (project_id in (select fsync.member_project_ids()));
+
+revoke all on public.project_events from anon, authenticated, service_role;
+grant select on public.project_events to authenticated, service_role;

@@ -1,0 +1,904 @@
+-- =====================================================================
+-- fsync-rpcs: the file API of DESIGN.md. Implementations are SECURITY DEFINER
+-- functions in `fsync` (clients have no write privilege on any table; these
+-- functions do their own access check via fsync.authorize first); the public
+-- functions are thin SECURITY INVOKER wrappers with the seed's parameter names.
+--
+-- Every write, in one transaction:
+--   authorize (owner/editor/service; viewer, anon, container → 42501)
+--   → validate path, content, limits (PT422, PT413)
+--   → rate limit (PT429)
+--   → lock the project row (serialises writers; seq order = commit order)
+--   → read the head → no-op if the content hash (and file_type, storage_path)
+--     equal the live head's: return the head, write nothing, no event
+--   → check expected_version (PT409, DETAIL {"path","expected_version",
+--     "current_version","current_hash"})
+--   → flip the head, insert the new version (tombstone for deletes)
+--   → append one event and realtime.send it on private topic project:<id>.
+--
+-- Decisions:
+--   * expected_version is compared with the path's latest version INCLUDING a
+--     tombstone. 0 means "no live head": a path that never existed, or whose head
+--     is a tombstone, may be created with 0; a tombstoned path may also be
+--     re-created with its tombstone's version. Negative → PT422.
+--   * The no-op check runs before the expected_version check, so retrying a
+--     save that already committed returns the head instead of PT409.
+--   * Deleting a path whose head is already a tombstone is a no-op (retry-safe);
+--     deleting a path that never existed is PT404.
+--   * Renaming keeps content, hash, size and storage_path; file_type is
+--     re-inferred from the new path (binaries keep theirs). One file:rename event
+--     carries from_path and from_version (the tombstone written at from_path).
+--   * Payload "content" is included when the file is text and size <= 65536
+--     bytes, else "content_omitted": true (always for binaries, which also carry
+--     "storage_path").
+--   * Write results are jsonb objects: {project_id, file_path, version,
+--     content_hash, size_bytes, file_type, storage_path, is_deleted, seq, noop}
+--     (seq null for a no-op).
+-- =====================================================================
+
+-- ---------------------------------------------------------------------
+-- Helpers
+-- ---------------------------------------------------------------------
+
+-- Locks the project row until commit: every writer of one project queues here.
+create function fsync.lock_project(p_project_id uuid)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform 1 from public.projects p where p.id = p_project_id for no key update;
+  if not found then
+    perform fsync.raise_error('PT404', format('project %s not found', p_project_id),
+                              jsonb_build_object('project_id', p_project_id));
+  end if;
+end
+$$;
+revoke all on function fsync.lock_project(uuid) from public;
+
+create function fsync.check_write_args(p_file_type text, p_expected_version integer)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if p_file_type is not null and char_length(p_file_type) not between 1 and 64 then
+    perform fsync.raise_error('PT422', 'invalid file_type: use 1 to 64 characters',
+                              jsonb_build_object('rule', 'file_type'));
+  end if;
+  if p_expected_version < 0 then
+    perform fsync.raise_error('PT422', format('invalid expected_version %s: use 0 (must not exist) or a version >= 1',
+                                              p_expected_version),
+                              jsonb_build_object('rule', 'expected_version'));
+  end if;
+end
+$$;
+revoke all on function fsync.check_write_args(text, integer) from public;
+
+create function fsync.check_text_size(p_path text, p_size bigint)
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_limit bigint := fsync.setting_bigint('limits.max_file_bytes', 5242880);
+begin
+  if p_size > v_limit then
+    perform fsync.raise_error('PT413',
+      format('file "%s" is too large: %s bytes; the limit is %s bytes', p_path, p_size, v_limit),
+      jsonb_build_object('limit', v_limit, 'actual', p_size, 'path', p_path));
+  end if;
+end
+$$;
+revoke all on function fsync.check_text_size(text, bigint) from public;
+
+create function fsync.check_binary_args(p_storage_path text, p_content_hash text, p_size_bytes bigint)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if p_storage_path is null or octet_length(p_storage_path) not between 1 and 1024
+     or p_storage_path ~ '[\u0001-\u001f\u007f-\u009f]' then
+    perform fsync.raise_error('PT422', 'invalid storage_path: use 1 to 1024 bytes without control characters',
+                              jsonb_build_object('rule', 'storage_path'));
+  end if;
+  if p_content_hash is null or p_content_hash !~ '^[0-9a-f]{64}$' then
+    perform fsync.raise_error('PT422', 'invalid content_hash: use the lowercase hex SHA-256 of the object (64 characters)',
+                              jsonb_build_object('rule', 'content_hash'));
+  end if;
+  if p_size_bytes is null or p_size_bytes < 0 then
+    perform fsync.raise_error('PT422', 'invalid size_bytes: use the object size in bytes (>= 0)',
+                              jsonb_build_object('rule', 'size_bytes'));
+  end if;
+end
+$$;
+revoke all on function fsync.check_binary_args(text, text, bigint) from public;
+
+-- The one place a version row is written. Caller holds the project lock.
+-- Returns the new head, or the unchanged head with noop = true.
+create function fsync.put_version(
+  p_project_id uuid,
+  p_path text,
+  p_delete boolean,
+  p_content text,
+  p_storage_path text,
+  p_hash text,
+  p_size bigint,
+  p_file_type text,
+  p_expected_version integer,
+  p_actor uuid,
+  out file public.project_files,
+  out noop boolean)
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_head public.project_files;
+  v_exists boolean;
+  v_live boolean;
+begin
+  select * into v_head
+    from public.project_files f
+   where f.project_id = p_project_id and f.file_path = p_path and f.is_current_version;
+  v_exists := found;
+  v_live := v_exists and not v_head.is_deleted;
+
+  if p_delete then
+    if not v_exists then
+      perform fsync.raise_error('PT404', format('file "%s" not found', p_path), jsonb_build_object('path', p_path));
+    end if;
+    if not v_live then
+      file := v_head;
+      noop := true;
+      return;
+    end if;
+  elsif v_live
+        and v_head.content_hash = p_hash
+        and v_head.storage_path is not distinct from p_storage_path
+        and (p_file_type is null or p_file_type = v_head.file_type) then
+    file := v_head;
+    noop := true;
+    return;
+  end if;
+
+  if p_expected_version is not null
+     and ((p_expected_version = 0 and v_live)
+          or (p_expected_version <> 0 and p_expected_version is distinct from v_head.version)) then
+    perform fsync.raise_error('PT409',
+      format('version conflict on "%s": expected %s, but %s', p_path,
+             case when p_expected_version = 0 then 'no file' else 'version ' || p_expected_version end,
+             case when not v_exists then 'the file does not exist'
+                  when not v_live then format('it was deleted at version %s', v_head.version)
+                  else format('the current version is %s', v_head.version) end),
+      jsonb_build_object('path', p_path,
+                         'expected_version', p_expected_version,
+                         'current_version', coalesce(v_head.version, 0),
+                         'current_hash', v_head.content_hash));
+  end if;
+
+  if v_exists then
+    update public.project_files f set is_current_version = false where f.id = v_head.id;
+  end if;
+
+  insert into public.project_files (
+    project_id, file_path, content, file_type, version, content_hash, created_by,
+    is_current_version, metadata, is_deleted, size_bytes, storage_path)
+  values (
+    p_project_id, p_path,
+    case when p_delete then null else p_content end,
+    case when p_delete then v_head.file_type else coalesce(p_file_type, fsync.infer_file_type(p_path)) end,
+    coalesce(v_head.version, 0) + 1,
+    case when p_delete then null else p_hash end,
+    p_actor, true, '{}'::jsonb, p_delete,
+    case when p_delete then 0 else p_size end,
+    case when p_delete then null else p_storage_path end)
+  returning * into file;
+  noop := false;
+end
+$$;
+revoke all on function fsync.put_version(uuid, text, boolean, text, text, text, bigint, text, integer, uuid) from public;
+
+-- Event fields describing a live version (DESIGN.md "Event payload"), without content.
+create function fsync.file_payload(p_file public.project_files)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+           'file_path', (p_file).file_path,
+           'version', (p_file).version,
+           'content_hash', (p_file).content_hash,
+           'size', (p_file).size_bytes,
+           'file_type', (p_file).file_type)
+         || case when (p_file).storage_path is not null
+                 then jsonb_build_object('storage_path', (p_file).storage_path) else '{}'::jsonb end
+         || case when (p_file).content is null or (p_file).size_bytes > 65536
+                 then '{"content_omitted": true}'::jsonb else '{}'::jsonb end
+$$;
+revoke all on function fsync.file_payload(public.project_files) from public;
+
+-- The content an event carries inline: text up to 64 KiB, else null.
+create function fsync.inline_content(p_file public.project_files)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select case when (p_file).size_bytes <= 65536 then (p_file).content end
+$$;
+revoke all on function fsync.inline_content(public.project_files) from public;
+
+create function fsync.file_result(p_file public.project_files, p_seq bigint, p_noop boolean)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'project_id', (p_file).project_id,
+    'file_path', (p_file).file_path,
+    'version', (p_file).version,
+    'content_hash', (p_file).content_hash,
+    'size_bytes', (p_file).size_bytes,
+    'file_type', (p_file).file_type,
+    'storage_path', (p_file).storage_path,
+    'is_deleted', (p_file).is_deleted,
+    'seq', p_seq,
+    'noop', p_noop)
+$$;
+revoke all on function fsync.file_result(public.project_files, bigint, boolean) from public;
+
+-- ---------------------------------------------------------------------
+-- Public API: writes
+-- ---------------------------------------------------------------------
+
+-- SECURITY DEFINER: clients have no write privilege on project_files,
+-- project_events, projects or realtime.messages; this function checks access
+-- itself (fsync.authorize) and writes as the owner, which also guarantees the
+-- realtime.send insert cannot be silently refused by RLS.
+create function fsync.upsert_project_file(
+  p_project_id uuid, p_file_path text, p_content text, p_file_type text, p_expected_version integer)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_caller fsync.caller := fsync.authorize(p_project_id, true);
+  v_hash text;
+  v_res record;
+  v_seq bigint;
+begin
+  perform fsync.validate_path(p_file_path);
+  perform fsync.check_write_args(p_file_type, p_expected_version);
+  if p_content is null then
+    perform fsync.raise_error('PT422', 'content must not be null: use delete_project_file to delete a file',
+                              jsonb_build_object('rule', 'content'));
+  end if;
+  perform fsync.check_text_size(p_file_path, octet_length(p_content));
+  v_hash := fsync.content_hash(p_content);
+  perform fsync.consume_rate_limit(v_caller, p_project_id);
+  perform fsync.lock_project(p_project_id);
+
+  select * into v_res
+    from fsync.put_version(p_project_id, p_file_path, false, p_content, null, v_hash,
+                           octet_length(p_content), p_file_type, p_expected_version, v_caller.user_id);
+  if not v_res.noop then
+    v_seq := fsync.append_event(p_project_id, 'file:update', fsync.file_payload(v_res.file),
+                                fsync.inline_content(v_res.file), v_caller.user_id);
+  end if;
+  return fsync.file_result(v_res.file, v_seq, v_res.noop);
+end
+$$;
+revoke all on function fsync.upsert_project_file(uuid, text, text, text, integer) from public;
+grant execute on function fsync.upsert_project_file(uuid, text, text, text, integer) to authenticated, service_role;
+
+create function public.upsert_project_file(
+  project_uuid uuid, p_file_path text, p_content text, p_file_type text default null,
+  expected_version integer default null)
+returns jsonb
+language sql
+security invoker
+set search_path = ''
+as $$
+  select fsync.upsert_project_file(upsert_project_file.project_uuid, upsert_project_file.p_file_path,
+                                   upsert_project_file.p_content, upsert_project_file.p_file_type,
+                                   upsert_project_file.expected_version)
+$$;
+comment on function public.upsert_project_file(uuid, text, text, text, integer) is
+  'Saves a text file as a new version (no-op when the content is unchanged). Owner/editor. Returns the head as jsonb.';
+revoke all on function public.upsert_project_file(uuid, text, text, text, integer) from public, anon;
+grant execute on function public.upsert_project_file(uuid, text, text, text, integer) to authenticated, service_role;
+
+-- SECURITY DEFINER: as fsync.upsert_project_file.
+create function fsync.register_binary_file(
+  p_project_id uuid, p_file_path text, p_storage_path text, p_content_hash text, p_size_bytes bigint,
+  p_file_type text, p_expected_version integer)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_caller fsync.caller := fsync.authorize(p_project_id, true);
+  v_res record;
+  v_seq bigint;
+begin
+  perform fsync.validate_path(p_file_path);
+  perform fsync.check_write_args(p_file_type, p_expected_version);
+  perform fsync.check_binary_args(p_storage_path, p_content_hash, p_size_bytes);
+  perform fsync.consume_rate_limit(v_caller, p_project_id);
+  perform fsync.lock_project(p_project_id);
+
+  select * into v_res
+    from fsync.put_version(p_project_id, p_file_path, false, null, p_storage_path, p_content_hash,
+                           p_size_bytes, p_file_type, p_expected_version, v_caller.user_id);
+  if not v_res.noop then
+    v_seq := fsync.append_event(p_project_id, 'file:update', fsync.file_payload(v_res.file), null, v_caller.user_id);
+  end if;
+  return fsync.file_result(v_res.file, v_seq, v_res.noop);
+end
+$$;
+revoke all on function fsync.register_binary_file(uuid, text, text, text, bigint, text, integer) from public;
+grant execute on function fsync.register_binary_file(uuid, text, text, text, bigint, text, integer) to authenticated, service_role;
+
+create function public.register_binary_file(
+  project_uuid uuid, p_file_path text, p_storage_path text, p_content_hash text, p_size_bytes bigint,
+  p_file_type text default null, expected_version integer default null)
+returns jsonb
+language sql
+security invoker
+set search_path = ''
+as $$
+  select fsync.register_binary_file(register_binary_file.project_uuid, register_binary_file.p_file_path,
+                                    register_binary_file.p_storage_path, register_binary_file.p_content_hash,
+                                    register_binary_file.p_size_bytes, register_binary_file.p_file_type,
+                                    register_binary_file.expected_version)
+$$;
+comment on function public.register_binary_file(uuid, text, text, text, bigint, text, integer) is
+  'Records a binary already uploaded to Storage as a new version (content NULL, storage_path set). Owner/editor.';
+revoke all on function public.register_binary_file(uuid, text, text, text, bigint, text, integer) from public, anon;
+grant execute on function public.register_binary_file(uuid, text, text, text, bigint, text, integer) to authenticated, service_role;
+
+-- SECURITY DEFINER: as fsync.upsert_project_file.
+create function fsync.delete_project_file(p_project_id uuid, p_file_path text, p_expected_version integer)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_caller fsync.caller := fsync.authorize(p_project_id, true);
+  v_res record;
+  v_seq bigint;
+begin
+  perform fsync.validate_path(p_file_path);
+  perform fsync.check_write_args(null, p_expected_version);
+  perform fsync.consume_rate_limit(v_caller, p_project_id);
+  perform fsync.lock_project(p_project_id);
+
+  select * into v_res
+    from fsync.put_version(p_project_id, p_file_path, true, null, null, null, 0, null,
+                           p_expected_version, v_caller.user_id);
+  if not v_res.noop then
+    v_seq := fsync.append_event(p_project_id, 'file:delete',
+                                jsonb_build_object('file_path', (v_res.file).file_path,
+                                                   'version', (v_res.file).version),
+                                null, v_caller.user_id);
+  end if;
+  return fsync.file_result(v_res.file, v_seq, v_res.noop);
+end
+$$;
+revoke all on function fsync.delete_project_file(uuid, text, integer) from public;
+grant execute on function fsync.delete_project_file(uuid, text, integer) to authenticated, service_role;
+
+create function public.delete_project_file(project_uuid uuid, p_file_path text, expected_version integer default null)
+returns jsonb
+language sql
+security invoker
+set search_path = ''
+as $$
+  select fsync.delete_project_file(delete_project_file.project_uuid, delete_project_file.p_file_path,
+                                   delete_project_file.expected_version)
+$$;
+comment on function public.delete_project_file(uuid, text, integer) is
+  'Deletes a file by writing a tombstone version (no-op if already deleted). Owner/editor.';
+revoke all on function public.delete_project_file(uuid, text, integer) from public, anon;
+grant execute on function public.delete_project_file(uuid, text, integer) to authenticated, service_role;
+
+-- SECURITY DEFINER: as fsync.upsert_project_file.
+create function fsync.rename_project_file(
+  p_project_id uuid, p_from_path text, p_to_path text, p_expected_version integer)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_caller fsync.caller := fsync.authorize(p_project_id, true);
+  v_from public.project_files;
+  v_to public.project_files;
+  v_del record;
+  v_new record;
+  v_seq bigint;
+begin
+  perform fsync.validate_path(p_from_path);
+  perform fsync.validate_path(p_to_path);
+  perform fsync.check_write_args(null, p_expected_version);
+  if p_from_path = p_to_path then
+    perform fsync.raise_error('PT422', format('cannot rename "%s" to itself', p_from_path),
+                              jsonb_build_object('rule', 'same_path', 'path', p_from_path));
+  end if;
+  perform fsync.consume_rate_limit(v_caller, p_project_id);
+  perform fsync.lock_project(p_project_id);
+
+  select * into v_from from public.project_files f
+   where f.project_id = p_project_id and f.file_path = p_from_path and f.is_current_version;
+  if not found or v_from.is_deleted then
+    perform fsync.raise_error('PT404', format('file "%s" not found', p_from_path),
+                              jsonb_build_object('path', p_from_path));
+  end if;
+  select * into v_to from public.project_files f
+   where f.project_id = p_project_id and f.file_path = p_to_path and f.is_current_version;
+  if found and not v_to.is_deleted then
+    perform fsync.raise_error('PT409',
+      format('cannot rename "%s" to "%s": "%s" already exists at version %s',
+             p_from_path, p_to_path, p_to_path, v_to.version),
+      jsonb_build_object('path', p_to_path, 'expected_version', 0,
+                         'current_version', v_to.version, 'current_hash', v_to.content_hash));
+  end if;
+
+  select * into v_del
+    from fsync.put_version(p_project_id, p_from_path, true, null, null, null, 0, null,
+                           p_expected_version, v_caller.user_id);
+  select * into v_new
+    from fsync.put_version(p_project_id, p_to_path, false, v_from.content, v_from.storage_path,
+                           v_from.content_hash, v_from.size_bytes,
+                           case when v_from.storage_path is not null then v_from.file_type
+                                else fsync.infer_file_type(p_to_path) end,
+                           null, v_caller.user_id);
+  v_seq := fsync.append_event(p_project_id, 'file:rename',
+                              fsync.file_payload(v_new.file)
+                              || jsonb_build_object('from_path', p_from_path,
+                                                    'from_version', (v_del.file).version),
+                              fsync.inline_content(v_new.file), v_caller.user_id);
+  return fsync.file_result(v_new.file, v_seq, false)
+         || jsonb_build_object('from_path', p_from_path, 'from_version', (v_del.file).version);
+end
+$$;
+revoke all on function fsync.rename_project_file(uuid, text, text, integer) from public;
+grant execute on function fsync.rename_project_file(uuid, text, text, integer) to authenticated, service_role;
+
+create function public.rename_project_file(
+  project_uuid uuid, p_from_path text, p_to_path text, expected_version integer default null)
+returns jsonb
+language sql
+security invoker
+set search_path = ''
+as $$
+  select fsync.rename_project_file(rename_project_file.project_uuid, rename_project_file.p_from_path,
+                                   rename_project_file.p_to_path, rename_project_file.expected_version)
+$$;
+comment on function public.rename_project_file(uuid, text, text, integer) is
+  'Moves a file: tombstone at the old path, new version at the new path, one file:rename event. expected_version applies to the old path. Owner/editor.';
+revoke all on function public.rename_project_file(uuid, text, text, integer) from public, anon;
+grant execute on function public.rename_project_file(uuid, text, text, integer) to authenticated, service_role;
+
+-- SECURITY DEFINER: as fsync.upsert_project_file.
+-- files: [{file_path, content, file_type?, expected_version?, delete?}
+--         | {file_path, storage_path, content_hash, size_bytes, file_type?, expected_version?}]
+-- All or nothing; one bulk:apply event listing the changed files (no contents).
+create function fsync.bulk_upsert_project_files(p_project_id uuid, p_files jsonb)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_caller fsync.caller := fsync.authorize(p_project_id, true);
+  v_max_files bigint := fsync.setting_bigint('limits.max_bulk_files', 5000);
+  v_max_bytes bigint := fsync.setting_bigint('limits.max_bulk_bytes', 52428800);
+  v_count integer;
+  v_total bigint := 0;
+  v_entry jsonb;
+  v_index integer;
+  v_check record;
+  v_path text;
+  v_delete boolean;
+  v_expected integer;
+  v_file_type text;
+  v_paths text[] := '{}';
+  v_hashes text[] := '{}';
+  v_sizes bigint[] := '{}';
+  v_deletes boolean[] := '{}';
+  v_expecteds integer[] := '{}';
+  v_types text[] := '{}';
+  v_storage text[] := '{}';
+  v_dup text;
+  v_res record;
+  v_changed jsonb[] := '{}';
+  v_results jsonb[] := '{}';
+  v_seq bigint;
+begin
+  if p_files is null or jsonb_typeof(p_files) <> 'array' then
+    perform fsync.raise_error('PT422', 'files must be a JSON array of {file_path, content, …} objects',
+                              jsonb_build_object('rule', 'bulk_format'));
+  end if;
+  v_count := jsonb_array_length(p_files);
+  if v_count > v_max_files then
+    perform fsync.raise_error('PT413', format('too many files in one bulk: %s; the limit is %s', v_count, v_max_files),
+                              jsonb_build_object('limit', v_max_files, 'actual', v_count, 'what', 'files'));
+  end if;
+
+  -- Pass 1: validate every entry before touching anything.
+  for v_index in 0 .. v_count - 1 loop
+    v_entry := p_files -> v_index;
+    if jsonb_typeof(v_entry) <> 'object' or jsonb_typeof(v_entry -> 'file_path') is distinct from 'string' then
+      perform fsync.raise_error('PT422', format('files[%s] must be an object with a string file_path', v_index),
+                                jsonb_build_object('rule', 'bulk_format', 'index', v_index));
+    end if;
+    v_path := v_entry ->> 'file_path';
+    v_check := fsync.check_path(v_path);
+    if v_check.rule is not null then
+      perform fsync.raise_error('PT422', format('files[%s]: %s', v_index, v_check.message),
+        case when v_check.rule in ('too_long', 'control_char')
+             then jsonb_build_object('rule', v_check.rule, 'index', v_index)
+             else jsonb_build_object('rule', v_check.rule, 'path', v_path, 'index', v_index) end);
+    end if;
+
+    if jsonb_typeof(v_entry -> 'delete') is not null and jsonb_typeof(v_entry -> 'delete') not in ('boolean', 'null') then
+      perform fsync.raise_error('PT422', format('files[%s]: delete must be true or false', v_index),
+                                jsonb_build_object('rule', 'bulk_format', 'index', v_index, 'path', v_path));
+    end if;
+    v_delete := coalesce((v_entry ->> 'delete')::boolean, false);
+
+    v_expected := null;
+    if jsonb_typeof(v_entry -> 'expected_version') = 'number' then
+      if (v_entry ->> 'expected_version')::numeric <> trunc((v_entry ->> 'expected_version')::numeric)
+         or (v_entry ->> 'expected_version')::numeric not between 0 and 2147483647 then
+        perform fsync.raise_error('PT422', format('files[%s]: expected_version must be an integer >= 0', v_index),
+                                  jsonb_build_object('rule', 'expected_version', 'index', v_index, 'path', v_path));
+      end if;
+      v_expected := (v_entry ->> 'expected_version')::integer;
+    elsif jsonb_typeof(v_entry -> 'expected_version') is distinct from 'null'
+          and v_entry ? 'expected_version' then
+      perform fsync.raise_error('PT422', format('files[%s]: expected_version must be an integer >= 0', v_index),
+                                jsonb_build_object('rule', 'expected_version', 'index', v_index, 'path', v_path));
+    end if;
+
+    v_file_type := null;
+    if jsonb_typeof(v_entry -> 'file_type') = 'string' then
+      v_file_type := v_entry ->> 'file_type';
+    elsif jsonb_typeof(v_entry -> 'file_type') is distinct from 'null' and v_entry ? 'file_type' then
+      perform fsync.raise_error('PT422', format('files[%s]: file_type must be a string', v_index),
+                                jsonb_build_object('rule', 'file_type', 'index', v_index, 'path', v_path));
+    end if;
+    perform fsync.check_write_args(v_file_type, v_expected);
+
+    v_paths := v_paths || v_path;
+    v_deletes := v_deletes || v_delete;
+    v_expecteds := v_expecteds || v_expected;
+    v_types := v_types || v_file_type;
+    if v_delete then
+      v_hashes := v_hashes || null::text;
+      v_sizes := v_sizes || 0::bigint;
+      v_storage := v_storage || null::text;
+    elsif jsonb_typeof(v_entry -> 'storage_path') = 'string' then
+      if jsonb_typeof(v_entry -> 'size_bytes') is distinct from 'number' then
+        perform fsync.raise_error('PT422', format('files[%s]: size_bytes must be a number', v_index),
+                                  jsonb_build_object('rule', 'size_bytes', 'index', v_index, 'path', v_path));
+      end if;
+      perform fsync.check_binary_args(v_entry ->> 'storage_path', v_entry ->> 'content_hash',
+                                      (v_entry ->> 'size_bytes')::numeric::bigint);
+      v_hashes := v_hashes || (v_entry ->> 'content_hash');
+      v_sizes := v_sizes || (v_entry ->> 'size_bytes')::numeric::bigint;
+      v_storage := v_storage || (v_entry ->> 'storage_path');
+    elsif jsonb_typeof(v_entry -> 'content') = 'string' then
+      perform fsync.check_text_size(v_path, octet_length(v_entry ->> 'content'));
+      v_total := v_total + octet_length(v_entry ->> 'content');
+      if v_total > v_max_bytes then
+        perform fsync.raise_error('PT413',
+          format('bulk content is too large: more than %s bytes; the limit is %s bytes', v_max_bytes, v_max_bytes),
+          jsonb_build_object('limit', v_max_bytes, 'actual', v_total, 'what', 'bytes'));
+      end if;
+      v_hashes := v_hashes || fsync.content_hash(v_entry ->> 'content');
+      v_sizes := v_sizes || octet_length(v_entry ->> 'content')::bigint;
+      v_storage := v_storage || null::text;
+    else
+      perform fsync.raise_error('PT422',
+        format('files[%s]: give content (a string), storage_path with content_hash and size_bytes, or delete: true', v_index),
+        jsonb_build_object('rule', 'bulk_format', 'index', v_index, 'path', v_path));
+    end if;
+  end loop;
+
+  select d.p into v_dup
+    from unnest(v_paths) with ordinality as d(p, i)
+   group by d.p having count(*) > 1
+   order by min(d.i) limit 1;
+  if v_dup is not null then
+    perform fsync.raise_error('PT422', format('file "%s" appears more than once in the bulk', v_dup),
+                              jsonb_build_object('rule', 'duplicate_path', 'path', v_dup));
+  end if;
+
+  perform fsync.consume_rate_limit(v_caller, p_project_id);
+  perform fsync.lock_project(p_project_id);
+
+  -- Pass 2: write. Any error aborts the whole call: no row, no event, no seq.
+  for v_index in 1 .. v_count loop
+    select * into v_res
+      from fsync.put_version(p_project_id, v_paths[v_index], v_deletes[v_index],
+                             p_files -> (v_index - 1) ->> 'content', v_storage[v_index],
+                             v_hashes[v_index], v_sizes[v_index], v_types[v_index],
+                             v_expecteds[v_index], v_caller.user_id);
+    v_results := v_results || jsonb_build_object(
+      'file_path', (v_res.file).file_path, 'version', (v_res.file).version,
+      'content_hash', (v_res.file).content_hash, 'deleted', (v_res.file).is_deleted, 'noop', v_res.noop);
+    if not v_res.noop then
+      v_changed := v_changed || jsonb_build_object(
+        'file_path', (v_res.file).file_path, 'version', (v_res.file).version,
+        'content_hash', (v_res.file).content_hash, 'deleted', (v_res.file).is_deleted);
+    end if;
+  end loop;
+
+  if cardinality(v_changed) > 0 then
+    v_seq := fsync.append_event(p_project_id, 'bulk:apply', jsonb_build_object('files', to_jsonb(v_changed)), null,
+                                v_caller.user_id);
+  end if;
+  return jsonb_build_object(
+    'project_id', p_project_id,
+    'seq', v_seq,
+    'applied', cardinality(v_changed),
+    'unchanged', v_count - cardinality(v_changed),
+    'files', to_jsonb(v_results));
+end
+$$;
+revoke all on function fsync.bulk_upsert_project_files(uuid, jsonb) from public;
+grant execute on function fsync.bulk_upsert_project_files(uuid, jsonb) to authenticated, service_role;
+
+create function public.bulk_upsert_project_files(project_uuid uuid, files jsonb)
+returns jsonb
+language sql
+security invoker
+set search_path = ''
+as $$
+  select fsync.bulk_upsert_project_files(bulk_upsert_project_files.project_uuid, bulk_upsert_project_files.files)
+$$;
+comment on function public.bulk_upsert_project_files(uuid, jsonb) is
+  'Applies many saves/deletes all-or-nothing with one bulk:apply event. Limits: limits.max_bulk_files, limits.max_bulk_bytes. Owner/editor.';
+revoke all on function public.bulk_upsert_project_files(uuid, jsonb) from public, anon;
+grant execute on function public.bulk_upsert_project_files(uuid, jsonb) to authenticated, service_role;
+
+-- ---------------------------------------------------------------------
+-- Public API: reads (members, service role, and a container token for its own
+-- project with scope fsync:read)
+-- ---------------------------------------------------------------------
+
+-- SECURITY DEFINER (all reads): container tokens are not project members and
+-- have no table privileges; fsync.authorize decides who reads which project.
+create function fsync.list_current_files(p_project_id uuid)
+returns table (file_path text, content text, content_hash text, version integer, file_type text,
+               size_bytes bigint, storage_path text, updated_at timestamptz)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  perform fsync.authorize(p_project_id, false);
+  return query
+    select f.file_path, f.content, f.content_hash, f.version, f.file_type, f.size_bytes, f.storage_path, f.updated_at
+      from public.project_files f
+     where f.project_id = p_project_id and f.is_current_version and not f.is_deleted
+     order by f.file_path;
+end
+$$;
+revoke all on function fsync.list_current_files(uuid) from public;
+grant execute on function fsync.list_current_files(uuid) to authenticated, service_role, fsync_container;
+
+create function public.list_current_files(project_uuid uuid)
+returns table (file_path text, content text, content_hash text, version integer, file_type text,
+               size_bytes bigint, storage_path text, updated_at timestamptz)
+language sql
+stable
+security invoker
+set search_path = ''
+as $$
+  select * from fsync.list_current_files(list_current_files.project_uuid)
+$$;
+comment on function public.list_current_files(uuid) is
+  'Live heads of a project (tombstones excluded), ordered by path. Does not say which seq they reflect: use get_project_snapshot for that.';
+revoke all on function public.list_current_files(uuid) from public, anon;
+grant execute on function public.list_current_files(uuid) to authenticated, service_role, fsync_container;
+
+create function fsync.get_project_snapshot(p_project_id uuid, p_include_content boolean)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  v_snapshot jsonb;
+begin
+  perform fsync.authorize(p_project_id, false);
+  -- One statement, one snapshot: the file list and as_of_seq always agree.
+  select jsonb_build_object(
+           'project_id', p.id,
+           'as_of_seq', p.last_seq,
+           'files', coalesce((
+             select jsonb_agg(
+                      jsonb_build_object(
+                        'file_path', f.file_path, 'content_hash', f.content_hash, 'version', f.version,
+                        'file_type', f.file_type, 'size_bytes', f.size_bytes, 'storage_path', f.storage_path,
+                        'updated_at', f.updated_at)
+                      || case when coalesce(p_include_content, true)
+                              then jsonb_build_object('content', f.content) else '{}'::jsonb end
+                      order by f.file_path)
+               from public.project_files f
+              where f.project_id = p.id and f.is_current_version and not f.is_deleted), '[]'::jsonb))
+    into v_snapshot
+    from public.projects p
+   where p.id = p_project_id;
+  return v_snapshot;
+end
+$$;
+revoke all on function fsync.get_project_snapshot(uuid, boolean) from public;
+grant execute on function fsync.get_project_snapshot(uuid, boolean) to authenticated, service_role, fsync_container;
+
+create function public.get_project_snapshot(project_uuid uuid, include_content boolean default true)
+returns jsonb
+language sql
+stable
+security invoker
+set search_path = ''
+as $$
+  select fsync.get_project_snapshot(get_project_snapshot.project_uuid, get_project_snapshot.include_content)
+$$;
+comment on function public.get_project_snapshot(uuid, boolean) is
+  '{project_id, as_of_seq, files:[{file_path, content, content_hash, version, file_type, size_bytes, storage_path, updated_at}]} from one consistent read.';
+revoke all on function public.get_project_snapshot(uuid, boolean) from public, anon;
+grant execute on function public.get_project_snapshot(uuid, boolean) to authenticated, service_role, fsync_container;
+
+-- paths null: all live heads. paths given: the head of each path (tombstones
+-- included, is_deleted = true), or with versions (same length) the exact
+-- (path, version), a null version meaning the head. Missing rows are omitted.
+create function fsync.get_project_files(p_project_id uuid, p_paths text[], p_versions integer[])
+returns table (file_path text, version integer, content text, content_hash text, file_type text,
+               size_bytes bigint, storage_path text, is_deleted boolean, is_current_version boolean,
+               updated_at timestamptz)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  perform fsync.authorize(p_project_id, false);
+  if p_versions is not null and (p_paths is null or cardinality(p_versions) <> cardinality(p_paths)) then
+    perform fsync.raise_error('PT422', 'versions must have one entry per path',
+                              jsonb_build_object('rule', 'versions'));
+  end if;
+  if cardinality(p_paths) > fsync.setting_bigint('limits.max_bulk_files', 5000) then
+    perform fsync.raise_error('PT413', 'too many paths in one request',
+      jsonb_build_object('limit', fsync.setting_bigint('limits.max_bulk_files', 5000),
+                         'actual', cardinality(p_paths), 'what', 'files'));
+  end if;
+  if p_paths is null then
+    return query
+      select f.file_path, f.version, f.content, f.content_hash, f.file_type, f.size_bytes, f.storage_path,
+             f.is_deleted, f.is_current_version, f.updated_at
+        from public.project_files f
+       where f.project_id = p_project_id and f.is_current_version and not f.is_deleted
+       order by f.file_path;
+  else
+    return query
+      select f.file_path, f.version, f.content, f.content_hash, f.file_type, f.size_bytes, f.storage_path,
+             f.is_deleted, f.is_current_version, f.updated_at
+        from unnest(p_paths, p_versions) with ordinality as q(path, version, ord)
+        join public.project_files f
+          on f.project_id = p_project_id and f.file_path = q.path
+         and (case when q.version is null then f.is_current_version else f.version = q.version end)
+       order by q.ord;
+  end if;
+end
+$$;
+revoke all on function fsync.get_project_files(uuid, text[], integer[]) from public;
+grant execute on function fsync.get_project_files(uuid, text[], integer[]) to authenticated, service_role, fsync_container;
+
+create function public.get_project_files(project_uuid uuid, paths text[] default null, versions integer[] default null)
+returns table (file_path text, version integer, content text, content_hash text, file_type text,
+               size_bytes bigint, storage_path text, is_deleted boolean, is_current_version boolean,
+               updated_at timestamptz)
+language sql
+stable
+security invoker
+set search_path = ''
+as $$
+  select * from fsync.get_project_files(get_project_files.project_uuid, get_project_files.paths,
+                                        get_project_files.versions)
+$$;
+comment on function public.get_project_files(uuid, text[], integer[]) is
+  'Contents by path for catch-up: heads (tombstones included) or exact (path, version) pairs, including historical versions.';
+revoke all on function public.get_project_files(uuid, text[], integer[]) from public, anon;
+grant execute on function public.get_project_files(uuid, text[], integer[]) to authenticated, service_role, fsync_container;
+
+create function fsync.list_project_events(p_project_id uuid, p_after_seq bigint, p_max_events integer)
+returns setof jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  perform fsync.authorize(p_project_id, false);
+  if p_after_seq < 0 then
+    perform fsync.raise_error('PT422', 'after_seq must be >= 0', jsonb_build_object('rule', 'after_seq'));
+  end if;
+  if p_max_events is null or p_max_events < 1 then
+    perform fsync.raise_error('PT422', 'max_events must be between 1 and 1000', jsonb_build_object('rule', 'max_events'));
+  end if;
+  return query
+    select case when f.content is not null and f.size_bytes <= 65536
+                then e.payload || jsonb_build_object('content', f.content)
+                else e.payload end
+      from public.project_events e
+      left join public.project_files f
+        on e.event_type in ('file:update', 'file:rename')
+       and f.project_id = e.project_id
+       and f.file_path = e.payload ->> 'file_path'
+       and f.version = (e.payload ->> 'version')::integer
+     where e.project_id = p_project_id and e.seq > coalesce(p_after_seq, 0)
+     order by e.seq
+     limit least(p_max_events, 1000);
+end
+$$;
+revoke all on function fsync.list_project_events(uuid, bigint, integer) from public;
+grant execute on function fsync.list_project_events(uuid, bigint, integer) to authenticated, service_role, fsync_container;
+
+create function public.list_project_events(project_uuid uuid, after_seq bigint default 0, max_events integer default 1000)
+returns setof jsonb
+language sql
+stable
+security invoker
+set search_path = ''
+as $$
+  select * from fsync.list_project_events(list_project_events.project_uuid, list_project_events.after_seq,
+                                          list_project_events.max_events)
+$$;
+comment on function public.list_project_events(uuid, bigint, integer) is
+  'Event payloads with seq > after_seq in seq order (at most min(max_events, 1000)), with content as in the broadcast.';
+revoke all on function public.list_project_events(uuid, bigint, integer) from public, anon;
+grant execute on function public.list_project_events(uuid, bigint, integer) to authenticated, service_role, fsync_container;
+
+create function fsync.get_project_sync_state(p_project_id uuid)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  perform fsync.authorize(p_project_id, false);
+  return (select jsonb_build_object('project_id', p.id, 'seq', p.last_seq)
+            from public.projects p where p.id = p_project_id);
+end
+$$;
+revoke all on function fsync.get_project_sync_state(uuid) from public;
+grant execute on function fsync.get_project_sync_state(uuid) to authenticated, service_role, fsync_container;
+
+create function public.get_project_sync_state(project_uuid uuid)
+returns jsonb
+language sql
+stable
+security invoker
+set search_path = ''
+as $$
+  select fsync.get_project_sync_state(get_project_sync_state.project_uuid)
+$$;
+comment on function public.get_project_sync_state(uuid) is '{project_id, seq}: the seq of the newest committed event.';
+revoke all on function public.get_project_sync_state(uuid) from public, anon;
+grant execute on function public.get_project_sync_state(uuid) to authenticated, service_role, fsync_container;

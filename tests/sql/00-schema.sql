@@ -1,0 +1,156 @@
+-- Schema: tables, columns, indexes, RLS everywhere, security_invoker views, who
+-- may execute what. These tests are the security checklist of issue 3.
+begin;
+create extension if not exists pgtap;
+select plan(41);
+
+-- Tables and views --------------------------------------------------------
+select has_schema('fsync', 'private schema fsync exists');
+select tables_are('public', array['projects', 'project_members', 'project_files', 'project_events', 'feature_flags'],
+                  'public holds exactly the fs-sync tables');
+select tables_are('fsync', array['settings', 'rate_limit_buckets'], 'fsync holds the internal tables');
+select has_view('public', 'project_files_current', 'view project_files_current exists');
+
+select columns_are('public', 'project_files', array[
+  'id', 'project_id', 'file_path', 'content', 'file_type', 'version', 'content_hash', 'created_at',
+  'updated_at', 'created_by', 'is_current_version', 'metadata', 'is_deleted', 'size_bytes', 'storage_path'],
+  'project_files has the seed columns (checksum renamed) plus is_deleted, size_bytes, storage_path');
+select col_type_is('public', 'project_files', 'size_bytes', 'bigint', 'size_bytes is bigint');
+select col_not_null('public', 'project_files', 'version', 'version is not null');
+select col_not_null('public', 'project_files', 'file_type', 'file_type is not null');
+select col_is_null('public', 'project_files', 'content', 'content is nullable (tombstones, binaries)');
+select columns_are('public', 'project_events', array['project_id', 'seq', 'event_type', 'payload', 'actor', 'created_at'],
+  'project_events columns');
+select col_is_pk('public', 'project_events', array['project_id', 'seq'], 'project_events primary key is (project_id, seq)');
+select columns_are('public', 'projects', array['id', 'owner_id', 'name', 'last_seq', 'created_at', 'updated_at'],
+  'projects columns');
+select col_is_pk('public', 'project_members', array['project_id', 'user_id'], 'project_members primary key');
+select columns_are('public', 'feature_flags', array['flag_key', 'enabled', 'rollout_percentage', 'target_user_ids',
+  'environments', 'description', 'created_at', 'updated_at'], 'feature_flags columns');
+
+-- Indexes -----------------------------------------------------------------
+select index_is_unique('public', 'project_files', 'project_files_one_head_idx', 'one-head index is unique');
+select is(
+  (select pg_get_expr(i.indpred, i.indrelid) from pg_index i
+    where i.indexrelid = 'public.project_files_one_head_idx'::regclass),
+  'is_current_version',
+  'one-head index is partial on is_current_version');
+select is(
+  (select array_agg(a.attname::text order by k.ord)
+     from pg_index i
+     cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)
+     join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+    where i.indexrelid = 'public.project_files_one_head_idx'::regclass),
+  array['project_id', 'file_path'],
+  'one-head index is on (project_id, file_path)');
+select index_is_unique('public', 'project_files', 'project_files_path_version_key',
+                       'versions are unique per (project_id, file_path, version)');
+select has_index('public', 'project_members', 'project_members_user_id_idx', 'project_members.user_id is indexed');
+
+-- RLS everywhere, invoker views ----------------------------------------------
+select is_empty($$
+  select c.relname from pg_class c
+   where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p') and not c.relrowsecurity
+$$, 'RLS is enabled on every table in public');
+select ok((select 'security_invoker=true' = any (c.reloptions) from pg_class c
+            where c.oid = 'public.project_files_current'::regclass),
+          'project_files_current is security_invoker');
+select is_empty($$
+  select c.relname from pg_class c
+   where c.relnamespace = 'public'::regnamespace and c.relkind = 'v'
+     and not coalesce('security_invoker=true' = any (c.reloptions), false)
+     and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+$$, 'every view in public is security_invoker');
+select is_empty($$
+  select t.table_name, t.grantee, t.privilege_type from information_schema.role_table_grants t
+   where t.table_schema = 'public' and t.grantee in ('anon', 'authenticated', 'fsync_container')
+     and t.privilege_type in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+     and t.table_name in ('projects', 'project_members', 'project_files', 'project_events', 'feature_flags', 'project_files_current')
+$$, 'clients have no write privilege on any fs-sync table');
+select is_empty($$
+  select t.table_name, t.privilege_type from information_schema.role_table_grants t
+   where t.table_schema = 'public' and t.grantee in ('anon', 'fsync_container')
+     and t.table_name in ('projects', 'project_members', 'project_files', 'project_events', 'feature_flags', 'project_files_current')
+$$, 'anon and container roles have no privilege on any fs-sync table');
+select is_empty($$
+  select t.table_name, t.grantee from information_schema.role_table_grants t
+   where t.table_schema = 'fsync' and t.grantee in ('PUBLIC', 'anon', 'authenticated', 'service_role', 'fsync_container')
+$$, 'no API role has any privilege on fsync tables');
+select is_empty($$
+  select p.schemaname, p.tablename, p.policyname from pg_policies p
+   where (coalesce(p.qual, '') ~ 'auth\.(uid|jwt|role)\(\)' and coalesce(p.qual, '') !~ 'SELECT auth\.(uid|jwt|role)\(\)')
+      or (coalesce(p.with_check, '') ~ 'auth\.(uid|jwt|role)\(\)' and coalesce(p.with_check, '') !~ 'SELECT auth\.(uid|jwt|role)\(\)')
+$$, 'policies wrap auth.*() calls in (select …)');
+
+-- Functions ---------------------------------------------------------------
+create temp table fs_public_functions on commit drop as
+select p.oid, p.oid::regprocedure::text as signature, p.prosecdef, p.proconfig
+  from pg_proc p
+ where p.pronamespace = 'public'::regnamespace
+   and not exists (select 1 from pg_depend d
+                    where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e');
+grant select on fs_public_functions to public;
+
+select bag_eq($$select signature from fs_public_functions$$, array[
+  'create_project(text,uuid)', 'add_project_member(uuid,uuid,text)', 'remove_project_member(uuid,uuid)',
+  'upsert_project_file(uuid,text,text,text,integer)',
+  'register_binary_file(uuid,text,text,text,bigint,text,integer)',
+  'delete_project_file(uuid,text,integer)', 'rename_project_file(uuid,text,text,integer)',
+  'bulk_upsert_project_files(uuid,jsonb)', 'list_current_files(uuid)', 'get_project_snapshot(uuid,boolean)',
+  'get_project_files(uuid,text[],integer[])', 'list_project_events(uuid,bigint,integer)',
+  'get_project_sync_state(uuid)', 'is_feature_enabled(text,uuid)', 'get_enabled_features()'],
+  'public API is exactly the fs-sync RPCs');
+select is_empty($$select signature from fs_public_functions where has_function_privilege('anon', oid, 'execute')$$,
+                'anon can execute no public fs-sync function');
+select is_empty($$select signature from fs_public_functions where prosecdef$$,
+                'no SECURITY DEFINER function in the exposed schema (wrappers are invoker)');
+select is_empty($$select signature from fs_public_functions
+                   where not has_function_privilege('authenticated', oid, 'execute')
+                      or not has_function_privilege('service_role', oid, 'execute')$$,
+                'authenticated and service_role can execute every public fs-sync function');
+select bag_eq($$select signature from fs_public_functions where has_function_privilege('fsync_container', oid, 'execute')$$,
+  array['list_current_files(uuid)', 'get_project_snapshot(uuid,boolean)', 'get_project_files(uuid,text[],integer[])',
+        'list_project_events(uuid,bigint,integer)', 'get_project_sync_state(uuid)'],
+  'container tokens can execute exactly the read RPCs');
+select is_empty($$
+  select p.oid::regprocedure from pg_proc p
+   where p.pronamespace in ('public'::regnamespace, 'fsync'::regnamespace)
+     and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
+     and not coalesce('search_path=""' = any (p.proconfig), false)
+$$, 'every fs-sync function sets search_path = ''''');
+select is_empty($$
+  select p.oid::regprocedure from pg_proc p
+   where p.pronamespace = 'fsync'::regnamespace and has_function_privilege('public', p.oid, 'execute')
+$$, 'EXECUTE is revoked from PUBLIC on every fsync function');
+select bag_eq($$
+  select p.oid::regprocedure::text from pg_proc p
+   where p.pronamespace = 'fsync'::regnamespace and p.prosecdef
+$$, array[
+  'fsync.member_project_ids()', 'fsync.create_project(text,uuid)', 'fsync.set_project_member(uuid,uuid,text)',
+  'fsync.remove_project_member(uuid,uuid)', 'fsync.upsert_project_file(uuid,text,text,text,integer)',
+  'fsync.register_binary_file(uuid,text,text,text,bigint,text,integer)', 'fsync.delete_project_file(uuid,text,integer)',
+  'fsync.rename_project_file(uuid,text,text,integer)', 'fsync.bulk_upsert_project_files(uuid,jsonb)',
+  'fsync.list_current_files(uuid)', 'fsync.get_project_snapshot(uuid,boolean)',
+  'fsync.get_project_files(uuid,text[],integer[])', 'fsync.list_project_events(uuid,bigint,integer)',
+  'fsync.get_project_sync_state(uuid)', 'fsync.is_feature_enabled(text,uuid)', 'fsync.get_enabled_features()'],
+  'SECURITY DEFINER is used exactly where documented');
+
+-- Roles -------------------------------------------------------------------
+select ok(not has_schema_privilege('anon', 'fsync', 'usage'), 'anon has no usage on schema fsync');
+select ok((select not r.rolcanlogin from pg_roles r where r.rolname = 'fsync_container'), 'fsync_container cannot log in');
+select ok(pg_has_role('authenticator', 'fsync_container', 'member'), 'PostgREST (authenticator) may switch to fsync_container');
+select ok(pg_has_role('fsync_container', 'anon', 'usage'), 'fsync_container inherits exactly what anon may do');
+select ok(not pg_has_role('fsync_container', 'authenticated', 'member'), 'fsync_container is not an authenticated user');
+select ok((select r.rolbypassrls from pg_roles r where r.rolname = 'service_role'), 'service_role bypasses RLS');
+
+-- Settings defaults -------------------------------------------------------
+select results_eq($$
+  select key, value from fsync.settings
+   where key in ('limits.max_file_bytes', 'limits.max_bulk_files', 'limits.max_bulk_bytes', 'environment')
+   order by key
+$$, $$values ('environment', '"development"'::jsonb), ('limits.max_bulk_bytes', '52428800'),
+             ('limits.max_bulk_files', '5000'), ('limits.max_file_bytes', '5242880')$$,
+  'default limits: 5 MiB per file, 5,000 files and 50 MiB per bulk; environment development');
+
+select * from finish();
+rollback;

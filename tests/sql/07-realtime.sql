@@ -1,0 +1,84 @@
+-- Realtime authorization on realtime.messages, checked the way Realtime does at
+-- channel join: probe rows are inserted by the privileged connection, then
+-- selected as the joining role with realtime.topic() set.
+begin;
+create extension if not exists pgtap;
+select plan(17);
+
+select tests.create_supabase_user('alice');    -- owner of p1
+select tests.create_supabase_user('carol');    -- viewer of p1
+select tests.create_supabase_user('mallory');  -- owner of p2
+
+select tests.authenticate_as('mallory');
+select tests.remember('p2', public.create_project('p2'));
+select tests.authenticate_as('alice');
+select tests.remember('p1', public.create_project('p1'));
+select public.add_project_member(tests.recall('p1'), tests.get_supabase_uid('carol'), 'viewer');
+
+-- A write puts exactly one message on the project's private topic -----------------
+select public.upsert_project_file(tests.recall('p1'), 'src/App.tsx', 'hello');
+select tests.reset_authentication();
+select results_eq($$select topic, event, private, extension, payload ->> 'file_path', payload ->> 'content' from realtime.messages$$,
+  format($$values ('project:%s', 'file:update', true, 'broadcast', 'src/App.tsx', 'hello')$$, tests.recall('p1')),
+  'the write RPC inserted the broadcast row (realtime.send did not fail silently)');
+
+-- Probe rows, as Realtime inserts them for a join check ------------------------------
+insert into realtime.messages (topic, extension, payload, event, private)
+select 'project:' || tests.recall(p), x, '{}', 'probe', true
+  from (values ('p1'), ('p2')) as t(p), (values ('broadcast'), ('presence')) as e(x);
+
+create function pg_temp.visible(p_topic text) returns int language sql volatile as $$
+  select set_config('realtime.topic', p_topic, true);
+  select count(*)::int from realtime.messages where topic = p_topic and event = 'probe';
+$$;
+
+select tests.authenticate_as('alice');
+select is(pg_temp.visible('project:' || tests.recall('p1')), 2, 'owner may join project:<p1> (broadcast and presence)');
+select is(pg_temp.visible('project:' || tests.recall('p2')), 0, 'owner of p1 may not join project:<p2>');
+select tests.authenticate_as('carol');
+select is(pg_temp.visible('project:' || tests.recall('p1')), 2, 'a viewer may join (read-only)');
+select tests.authenticate_as('mallory');
+select is(pg_temp.visible('project:' || tests.recall('p1')), 0, 'a non-member may not join');
+select tests.clear_authentication();
+select is(pg_temp.visible('project:' || tests.recall('p1')), 0, 'anon may not join');
+select tests.authenticate_as_container(tests.recall('p1'));
+select is(pg_temp.visible('project:' || tests.recall('p1')), 2, 'a container token may join its project''s topic');
+select is(pg_temp.visible('project:' || tests.recall('p2')), 0, 'a container token may not join another project''s topic');
+select tests.authenticate_as_container(tests.recall('p1'), 'fsync:write');
+select is(pg_temp.visible('project:' || tests.recall('p1')), 0, 'a container token without fsync:read may not join');
+select tests.authenticate_as_claims(jsonb_build_object('role', 'fsync_container', 'sub', 'not-a-uuid',
+                                                       'project_id', tests.recall('p1'), 'scope', 'fsync:read'));
+select is(pg_temp.visible('project:' || tests.recall('p1')), 2, 'a container sub need not be a uuid');
+select tests.authenticate_as('alice');
+select is(pg_temp.visible('room:' || tests.recall('p1')), 0, 'the policy grants nothing on other topics');
+
+-- Nobody but the write RPCs sends on project topics ------------------------------------
+select tests.authenticate_as('alice');
+select set_config('realtime.topic', 'project:' || tests.recall('p1'), true);
+select throws_ok(format($$insert into realtime.messages (topic, extension, payload, event, private)
+                          values ('project:%s', 'broadcast', '{}', 'file:update', true)$$, tests.recall('p1')),
+                 '42501', 'new row violates row-level security policy for table "messages"',
+                 'a member cannot broadcast on the project topic');
+select throws_ok(format($$insert into realtime.messages (topic, extension, payload, event, private)
+                          values ('project:%s', 'presence', '{}', 'track', true)$$, tests.recall('p1')),
+                 '42501', 'new row violates row-level security policy for table "messages"',
+                 'a member cannot track presence on the project topic');
+select tests.authenticate_as_container(tests.recall('p1'));
+select set_config('realtime.topic', 'project:' || tests.recall('p1'), true);
+select throws_ok(format($$insert into realtime.messages (topic, extension, payload, event, private)
+                          values ('project:%s', 'broadcast', '{}', 'file:update', true)$$, tests.recall('p1')),
+                 '42501', 'new row violates row-level security policy for table "messages"',
+                 'a container cannot broadcast');
+select tests.authenticate_as('alice');
+set local client_min_messages = error;  -- the expected WarnSendingBroadcastMessage
+select realtime.send('{"forged": true}', 'file:update', 'project:' || tests.recall('p1'), true);
+set local client_min_messages = notice;
+select tests.reset_authentication();
+select is((select count(*)::int from realtime.messages where payload ? 'forged'), 0,
+          'realtime.send as a client is refused (silently, as upstream) — hence the definer write path');
+select is((select count(*)::int from realtime.messages where event <> 'probe'), 1, 'still exactly one real message');
+select is_empty($$select policyname from pg_policies where schemaname = 'realtime' and tablename = 'messages' and cmd <> 'SELECT'$$,
+                'fs-sync adds no INSERT/UPDATE/DELETE policy on realtime.messages');
+
+select * from finish();
+rollback;

@@ -1,0 +1,96 @@
+-- Feature flags: seeded off, targeting, environment, stable percentage buckets.
+begin;
+create extension if not exists pgtap;
+select plan(28);
+
+select tests.create_supabase_user('alice');
+select tests.create_supabase_user('bob');
+
+-- Seed ------------------------------------------------------------------------------
+select results_eq($$select flag_key, enabled, rollout_percentage, target_user_ids, environments
+                    from public.feature_flags order by flag_key$$,
+  $$values ('FSYNC_BULK_GENERATION', false, 0, '{}'::uuid[], '{}'::text[]),
+           ('FSYNC_KEEP_CLIENT_BROADCAST', false, 0, '{}'::uuid[], '{}'::text[]),
+           ('FSYNC_SERVER_BROADCASTS', false, 0, '{}'::uuid[], '{}'::text[]),
+           ('FSYNC_SNAPSHOT_HYDRATION', false, 0, '{}'::uuid[], '{}'::text[]),
+           ('FSYNC_USE_RPC', false, 0, '{}'::uuid[], '{}'::text[])$$,
+  'the five fs-sync flags are seeded off at 0%');
+select tests.authenticate_as('alice');
+select is_empty($$select f from public.feature_flags f where public.is_feature_enabled(f.flag_key)$$,
+                'every seeded flag is off for a user');
+select is(public.get_enabled_features(), '{}'::text[], 'get_enabled_features is empty');
+select is(public.is_feature_enabled('NO_SUCH_FLAG'), false, 'an unknown flag is off');
+select tests.reset_authentication();
+
+-- Bucketing ---------------------------------------------------------------------------
+select is(fsync.flag_bucket('FSYNC_USE_RPC', '00000000-0000-0000-0000-000000000001'), 86,
+          'bucket pinned: first 4 bytes of sha256 as unsigned big-endian (f40860da) mod 100');
+select is(fsync.flag_bucket('FSYNC_BULK_GENERATION', '11111111-2222-3333-4444-555555555555'), 74, 'bucket pinned (b2006f6e)');
+select is(fsync.flag_bucket('X', 'ffffffff-ffff-ffff-ffff-ffffffffffff'), 0, 'bucket pinned (f001291c)');
+
+create temp table synthetic_users on commit drop as
+select md5('user-' || i)::uuid as id from generate_series(1, 10000) i;
+update public.feature_flags set enabled = true, rollout_percentage = 25 where flag_key = 'FSYNC_USE_RPC';
+create temp table at25 on commit drop as
+select u.id from synthetic_users u where fsync.is_feature_enabled('FSYNC_USE_RPC', u.id);
+select ok((select count(*) from at25) between 2300 and 2700,
+          format('10,000 users at 25%% rollout: %s enabled (25%% ± 2%%)', (select count(*) from at25)));
+select is_empty($$select u.id from synthetic_users u
+                   where fsync.is_feature_enabled('FSYNC_USE_RPC', u.id) <> exists (select 1 from at25 a where a.id = u.id)$$,
+                'every user gets the same answer again');
+update public.feature_flags set rollout_percentage = 50 where flag_key = 'FSYNC_USE_RPC';
+select is_empty($$select a.id from at25 a where not fsync.is_feature_enabled('FSYNC_USE_RPC', a.id)$$,
+                'raising the rollout keeps everyone who had the flag');
+select ok((select count(*) from synthetic_users u where fsync.is_feature_enabled('FSYNC_USE_RPC', u.id)) between 4800 and 5200,
+          '50% rollout lands near 50%');
+update public.feature_flags set enabled = true, rollout_percentage = 25 where flag_key = 'FSYNC_BULK_GENERATION';
+select ok((select count(*) from at25 a where fsync.is_feature_enabled('FSYNC_BULK_GENERATION', a.id)) between 450 and 800,
+          'buckets are independent between flags');
+
+-- Targeting, environment, order of the rules ----------------------------------------------
+update public.feature_flags set enabled = false where flag_key in ('FSYNC_USE_RPC', 'FSYNC_BULK_GENERATION');
+update public.feature_flags set enabled = true, rollout_percentage = 0, target_user_ids = array[tests.get_supabase_uid('alice')]
+ where flag_key = 'FSYNC_SERVER_BROADCASTS';
+select tests.authenticate_as('alice');
+select is(public.is_feature_enabled('FSYNC_SERVER_BROADCASTS'), true, 'a targeted user gets the flag at 0% (user_id defaults to auth.uid())');
+select is(public.get_enabled_features(), array['FSYNC_SERVER_BROADCASTS'], 'get_enabled_features lists it');
+select tests.authenticate_as('bob');
+select is(public.is_feature_enabled('FSYNC_SERVER_BROADCASTS'), false, 'an untargeted user does not');
+select is(public.is_feature_enabled('FSYNC_SERVER_BROADCASTS', tests.get_supabase_uid('alice')), true,
+          'a flag can be evaluated for a given user');
+select tests.reset_authentication();
+update public.feature_flags set environments = array['production'] where flag_key = 'FSYNC_SERVER_BROADCASTS';
+update public.feature_flags set enabled = true, rollout_percentage = 100, environments = array['production', 'staging']
+ where flag_key = 'FSYNC_SNAPSHOT_HYDRATION';
+select is(fsync.is_feature_enabled('FSYNC_SNAPSHOT_HYDRATION', tests.get_supabase_uid('bob')), false,
+          'environment development is not in [production, staging]: off even at 100%');
+select is(fsync.is_feature_enabled('FSYNC_SERVER_BROADCASTS', tests.get_supabase_uid('alice')), true,
+          'targeting wins over the environment');
+update fsync.settings set value = '"staging"' where key = 'environment';
+select is(fsync.is_feature_enabled('FSYNC_SNAPSHOT_HYDRATION', tests.get_supabase_uid('bob')), true,
+          'in staging the flag is on');
+select is(fsync.is_feature_enabled('FSYNC_SNAPSHOT_HYDRATION', null), true, '100% applies without a user too');
+update public.feature_flags set enabled = true, rollout_percentage = 99 where flag_key = 'FSYNC_USE_RPC';
+select is(fsync.is_feature_enabled('FSYNC_USE_RPC', null), false, 'a partial rollout is off without a user');
+update public.feature_flags set enabled = false where flag_key = 'FSYNC_SERVER_BROADCASTS';
+select is(fsync.is_feature_enabled('FSYNC_SERVER_BROADCASTS', tests.get_supabase_uid('alice')), false,
+          'a disabled flag is off even for targeted users');
+
+-- Who may read and write flags ---------------------------------------------------------------
+select tests.authenticate_as('bob');
+select is((select count(*)::int from public.feature_flags), 5, 'signed-in users read flags');
+select throws_ok($$update public.feature_flags set enabled = true$$, '42501', 'permission denied for table feature_flags',
+                 'users cannot change flags');
+select tests.clear_authentication();
+select throws_ok($$select * from public.feature_flags$$, '42501', 'permission denied for table feature_flags', 'anon cannot read flags');
+select throws_ok($$select public.is_feature_enabled('FSYNC_USE_RPC', null)$$, '42501',
+                 'permission denied for function is_feature_enabled', 'anon cannot evaluate flags');
+select tests.authenticate_as_service_role();
+select lives_ok($$update public.feature_flags set rollout_percentage = 10 where flag_key = 'FSYNC_USE_RPC'$$,
+                'the service role changes flags');
+select throws_ok($$update public.feature_flags set rollout_percentage = 101 where flag_key = 'FSYNC_USE_RPC'$$,
+                 '23514', null, 'rollout_percentage is 0–100');
+
+select tests.reset_authentication();
+select * from finish();
+rollback;

@@ -1,0 +1,145 @@
+-- The legacy upgrade (migration fsync-legacy-upgrade) run on a fixture shaped
+-- like the seed's project_files: nothing is lost, checksum → content_hash,
+-- versions gapless, one head per path, types defaulted.
+begin;
+create extension if not exists pgtap;
+select plan(25);
+
+select tests.create_supabase_user('alice');
+select tests.create_supabase_user('bob');
+select tests.authenticate_as('bob');
+select tests.remember('l2', public.create_project('existing'));
+select tests.reset_authentication();
+select tests.remember('l1', '10000000-0000-0000-0000-000000000001');  -- has no projects row
+
+-- The seed's table, exactly: 12 columns, checksum, nullable file_type and version.
+create schema legacy_fixture;
+create table legacy_fixture.project_files (
+  id uuid primary key default gen_random_uuid(),
+  project_id uuid not null,
+  file_path text not null,
+  content text,
+  file_type text,
+  version integer,
+  checksum text,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  created_by uuid,
+  is_current_version boolean default true,
+  metadata jsonb default '{}'::jsonb
+);
+insert into legacy_fixture.project_files
+  (id, project_id, file_path, content, file_type, version, checksum, created_at, created_by, is_current_version, metadata)
+values
+  ('00000000-0000-0000-0000-000000000001', tests.recall('l1'), 'src/a.ts', 'a3', 'typescript', null, null,
+   '2024-01-01 00:03+00', null, false, '{}'),
+  ('00000000-0000-0000-0000-000000000002', tests.recall('l1'), 'src/a.ts', 'a2', null, null, encode(sha256('a2'::bytea), 'hex'),
+   '2024-01-01 00:02+00', tests.get_supabase_uid('alice'), false, '{"author": "x"}'),
+  ('00000000-0000-0000-0000-000000000003', tests.recall('l1'), 'src/a.ts', 'a1', null, null, null,
+   '2024-01-01 00:01+00', tests.get_supabase_uid('alice'), true, null),
+  ('00000000-0000-0000-0000-000000000004', tests.recall('l1'), 'README.md', '# hi', null, 1, encode(sha256('# hi'::bytea), 'hex'),
+   '2024-01-01 00:01+00', null, false, '{}'),
+  ('00000000-0000-0000-0000-000000000005', tests.recall('l1'), 'README.md', '# hi v2', null, 2, 'deadbeef',
+   '2024-01-01 00:02+00', null, true, '{}'),
+  ('00000000-0000-0000-0000-000000000006', tests.recall('l1'), 'data.json', null, 'json', 7, null,
+   '2024-01-01 00:00+00', null, true, '{}'),
+  ('00000000-0000-0000-0000-000000000007', tests.recall('l1'), 'docs/ünï.md', 'ünïcødé 🚀', 'markdown', 1,
+   upper(encode(sha256(convert_to('ünïcødé 🚀', 'UTF8')), 'hex')), '2024-01-01 00:00+00', null, true, '{}'),
+  ('00000000-0000-0000-0000-000000000008', tests.recall('l1'), 'x.ts', 'x1', 'typescript', 1, null,
+   '2024-01-01 00:00+00', null, false, '{}'),
+  ('00000000-0000-0000-0000-000000000009', tests.recall('l1'), 'x.ts', 'x2', 'typescript', 2, null,
+   '2024-01-01 00:00+00', null, true, '{}'),
+  ('00000000-0000-0000-0000-000000000010', tests.recall('l1'), '/abs/bad.ts', 'bad', null, 1, null,
+   '2024-01-01 00:00+00', null, true, '{}'),
+  ('00000000-0000-0000-0000-000000000011', tests.recall('l2'), 'other.ts', 'o', null, null, null,
+   '2024-01-01 00:00+00', null, null, '{}');
+create table legacy_fixture.before as select * from legacy_fixture.project_files;
+
+set local client_min_messages = error;  -- the expected WARNING about '/abs/bad.ts'
+create temp table upgrade_stats on commit drop as select fsync.upgrade_legacy_project_files('legacy_fixture') as s;
+set local client_min_messages = notice;
+
+select is((select s from upgrade_stats), '{"rows": 11, "paths": 7, "hashes_mismatched": 1, "contents_null": 1,
+  "versions_renumbered": 1, "versions_filled": 4, "heads_changed": 2, "file_types_inferred": 6,
+  "projects_created": 1, "invalid_paths": 1}'::jsonb, 'the upgrade reports what it did');
+
+-- Shape -------------------------------------------------------------------------------
+select hasnt_column('legacy_fixture', 'project_files', 'checksum', 'checksum is gone');
+select results_eq(
+  $$select a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull from pg_attribute a
+     where a.attrelid = 'legacy_fixture.project_files'::regclass and a.attnum > 0 and not a.attisdropped order by a.attname$$,
+  $$select a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull from pg_attribute a
+     where a.attrelid = 'public.project_files'::regclass and a.attnum > 0 and not a.attisdropped order by a.attname$$,
+  'an upgraded legacy table has exactly the shape of a fresh install');
+select index_is_unique('legacy_fixture', 'project_files', 'project_files_one_head_idx', 'one-head index added');
+select fk_ok('legacy_fixture', 'project_files', 'project_id', 'public', 'projects', 'id', 'project_id references projects');
+
+-- Nothing lost ----------------------------------------------------------------------------
+select bag_eq($$select id, project_id, file_path, coalesce(content, ''), created_at, updated_at, created_by from legacy_fixture.before$$,
+              $$select id, project_id, file_path, content, created_at, updated_at, created_by from legacy_fixture.project_files$$,
+              'every row survives with its id, path, content, times and author');
+select is_empty($$select id from legacy_fixture.project_files where content_hash is distinct from encode(sha256(convert_to(content, 'UTF8')), 'hex')$$,
+                'content_hash is recomputed as sha256 of the UTF-8 content');
+select is_empty($$select id from legacy_fixture.project_files where size_bytes <> octet_length(content) or is_deleted or storage_path is not null$$,
+                'size_bytes filled, no tombstones or binaries invented');
+select is_empty($$
+  select file_path from legacy_fixture.project_files group by project_id, file_path
+  having not (min(version) = 1 and max(version) = count(*) and count(distinct version) = count(*))
+$$, 'versions per path are 1, 2, 3 … without gaps');
+select is_empty($$
+  select file_path from legacy_fixture.project_files group by project_id, file_path
+  having count(*) filter (where is_current_version) <> 1 or max(version) <> max(version) filter (where is_current_version)
+$$, 'one head per path: the latest version');
+select results_eq($$select content, version, is_current_version from legacy_fixture.project_files where file_path = 'src/a.ts' order by id$$,
+                  $$values ('a3', 3, true), ('a2', 2, false), ('a1', 1, false)$$,
+                  'null versions are filled in created_at order; the head moves to the latest');
+select results_eq($$select file_path, version, is_current_version from legacy_fixture.project_files where file_path = 'x.ts' order by id$$,
+                  $$values ('x.ts', 1, false), ('x.ts', 2, true)$$, 'created_at ties keep the legacy version order');
+select results_eq($$select distinct file_path, file_type from legacy_fixture.project_files order by file_path$$,
+  $$values ('/abs/bad.ts', 'typescript'), ('README.md', 'markdown'), ('data.json', 'json'), ('docs/ünï.md', 'markdown'),
+           ('other.ts', 'typescript'), ('src/a.ts', 'typescript'), ('x.ts', 'typescript')$$,
+  'missing file types are inferred, given ones kept');
+
+-- What changed is recorded ------------------------------------------------------------------
+select is((select metadata from legacy_fixture.project_files where id = '00000000-0000-0000-0000-000000000005'),
+          '{"fsync_upgrade": {"legacy_checksum": "deadbeef", "file_type_inferred": true}}'::jsonb,
+          'a checksum that did not match is kept');
+select is((select metadata from legacy_fixture.project_files where id = '00000000-0000-0000-0000-000000000006'),
+          '{"fsync_upgrade": {"legacy_version": 7, "content_was_null": true}}'::jsonb,
+          'a renumbered version and a NULL content are recorded');
+select is((select metadata from legacy_fixture.project_files where id = '00000000-0000-0000-0000-000000000002'),
+          '{"author": "x", "fsync_upgrade": {"version_filled": true, "file_type_inferred": true}}'::jsonb,
+          'existing metadata is kept');
+select is((select metadata from legacy_fixture.project_files where id = '00000000-0000-0000-0000-000000000003'),
+          '{"fsync_upgrade": {"version_filled": true, "file_type_inferred": true, "legacy_is_current_version": true}}'::jsonb,
+          'a moved head is recorded (and NULL metadata becomes an object)');
+select is((select metadata from legacy_fixture.project_files where id = '00000000-0000-0000-0000-000000000001'),
+          '{"fsync_upgrade": {"version_filled": true, "legacy_is_current_version": false}}'::jsonb,
+          '… on both rows it moved between');
+select is_empty($$select id from legacy_fixture.project_files where file_path in ('x.ts', 'docs/ünï.md') and metadata <> '{}'$$,
+                'rows already consistent (incl. an upper-case checksum) are left as they were');
+select is((select path_error is not null from (select fsync.path_error(file_path) from legacy_fixture.project_files
+            where id = '00000000-0000-0000-0000-000000000010') e(path_error)), true,
+          'a path that breaks the rules is kept as it was, not rewritten');
+
+-- Projects ------------------------------------------------------------------------------------
+select results_eq($$select name, owner_id, last_seq from public.projects where id = tests.recall('l1')$$,
+                  $$select 'Imported project', tests.get_supabase_uid('alice'), 0::bigint$$,
+                  'a project id without a projects row gets one, owned by its first author');
+select is((select count(*)::int from public.projects where id = tests.recall('l2')), 1, 'existing projects are reused');
+
+-- Idempotent, and the real table is upgraded already -------------------------------------------
+create temp table after_first on commit drop as select * from legacy_fixture.project_files;
+select is(fsync.upgrade_legacy_project_files('legacy_fixture') - 'rows' - 'paths' - 'invalid_paths',
+          '{"hashes_mismatched": 0, "contents_null": 0, "versions_renumbered": 0, "versions_filled": 0,
+            "heads_changed": 0, "file_types_inferred": 0, "projects_created": 0}'::jsonb,
+          'running the upgrade again finds nothing to do')
+  from (select set_config('client_min_messages', 'error', true)) q;
+select bag_eq($$select * from after_first$$, $$select * from legacy_fixture.project_files$$, '… and changes nothing');
+select is(fsync.upgrade_legacy_project_files('public'),
+          '{"rows": 0, "paths": 0, "hashes_mismatched": 0, "contents_null": 0, "versions_renumbered": 0,
+            "versions_filled": 0, "heads_changed": 0, "file_types_inferred": 0, "projects_created": 0, "invalid_paths": 0}'::jsonb,
+          'public.project_files went through the same upgrade (a re-run is a no-op)');
+
+select * from finish();
+rollback;
