@@ -120,9 +120,7 @@ impl ClientError {
 
     /// Builds the JS `FsSyncError` (a real `Error` subclass) for this error.
     pub fn to_js(&self) -> JsValue {
-        let details = serde_wasm_bindgen::to_value(&self.details)
-            .ok()
-            .unwrap_or(JsValue::NULL);
+        let details = js_sys::JSON::parse(&self.details.to_string()).unwrap_or(JsValue::NULL);
         make_error(
             self.kind.as_str(),
             &self.message,

@@ -123,6 +123,12 @@ export interface CatchUpResult {
 }
 "#;
 
+/// Runs when the module is instantiated: path rules use the engine's own Unicode normalizer.
+#[wasm_bindgen(start)]
+pub fn start() {
+    fs_sync_core::install_nfc(|s| String::from(js_sys::JsString::from(s).normalize("NFC")));
+}
+
 /// Lowercase hex SHA-256 of a string (its UTF-8 bytes) or of bytes; equals the database's hash.
 #[wasm_bindgen(js_name = contentHash)]
 pub fn content_hash(
@@ -219,10 +225,35 @@ impl HeadOut {
     }
 }
 
+/// Plain data to a JS value. JSON crosses the boundary: JSON.parse is fast and keeps a
+/// general-purpose (de)serializer out of the Wasm, which matters for the size budget.
 fn to_js<T: Serialize>(value: &T) -> JsValue {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .expect("plain data converts to JS")
+    // Neither step can fail for plain data; NULL keeps error formatting out of the Wasm.
+    serde_json::to_string(value)
+        .ok()
+        .and_then(|text| js_sys::JSON::parse(&text).ok())
+        .unwrap_or(JsValue::NULL)
+}
+
+/// A JS value (plain data) to JSON, or an `invalid` error naming `what`.
+fn from_js(value: &JsValue, what: &str) -> Result<Value, ClientError> {
+    let text = js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|t| t.as_string())
+        .ok_or_else(|| {
+            ClientError::local(
+                ErrorKind::Invalid,
+                format!("{what} is not JSON data"),
+                Value::Null,
+            )
+        })?;
+    serde_json::from_str(&text).map_err(|e| {
+        ClientError::local(
+            ErrorKind::Invalid,
+            format!("{what} is not JSON data: {e}"),
+            Value::Null,
+        )
+    })
 }
 
 fn invalid(message: impl Into<String>) -> JsValue {
@@ -482,15 +513,15 @@ impl FsSyncClient {
         #[wasm_bindgen(unchecked_param_type = "FileInput[]")] files: JsValue,
     ) -> Promise {
         let inner = self.inner.clone();
-        let parsed: Result<Vec<Value>, _> = serde_wasm_bindgen::from_value(files);
+        let parsed = from_js(&files, "saveAll's files");
         promise(async move {
-            let files = parsed.map_err(|e| {
-                ClientError::local(
+            let Value::Array(files) = parsed? else {
+                return Err(ClientError::local(
                     ErrorKind::Invalid,
-                    format!("saveAll takes an array of files: {e}"),
+                    "saveAll takes an array of files",
                     Value::Null,
-                )
-            })?;
+                ));
+            };
             let mut entries = Vec::with_capacity(files.len());
             for f in &files {
                 let path = f["path"].as_str().ok_or_else(|| {
@@ -547,8 +578,7 @@ impl FsSyncClient {
     /// `gap` with the missing range: then call `catchUp()`.
     #[wasm_bindgen(js_name = applyEvent, unchecked_return_type = "ApplyResult")]
     pub fn apply_event(&self, payload: JsValue) -> Result<JsValue, JsValue> {
-        let value: Value = serde_wasm_bindgen::from_value(payload)
-            .map_err(|e| invalid(format!("event payload is not JSON data: {e}")))?;
+        let value = from_js(&payload, "the event payload").map_err(|e| e.to_js())?;
         // supabase-js hands listeners {type, event, payload, meta}; accept that too.
         let value = match value.get("seq") {
             None if value.get("payload").is_some() => value["payload"].clone(),

@@ -63,7 +63,8 @@ impl Transport {
         let init = Object::new();
         set(&init, "method", "POST");
         set(&init, "body", body);
-        Reflect::set(&init, &"headers".into(), &headers).expect("plain object");
+        // Setting a key on a fresh plain object cannot fail.
+        let _ = Reflect::set(&init, &"headers".into(), &headers);
         let url = format!("{}{name}", self.rpc_url);
         let response = self
             .fetch
@@ -113,7 +114,7 @@ impl Transport {
 }
 
 fn set(obj: &Object, key: &str, value: &str) {
-    Reflect::set(obj, &key.into(), &value.into()).expect("plain object");
+    let _ = Reflect::set(obj, &key.into(), &value.into());
 }
 
 fn method(target: &JsValue, name: &str) -> Result<JsValue, ClientError> {

@@ -135,7 +135,10 @@ pub enum EventError {
         source: PathError,
     },
     /// Inline content does not match the event's hash.
-    #[error("event seq {seq}: content of {path:?} does not match content_hash")]
+    #[error(
+        "event seq {seq}: content of {} does not match content_hash",
+        crate::path::Quoted(path)
+    )]
     ContentMismatch {
         /// The event's seq.
         seq: u64,

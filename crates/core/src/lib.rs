@@ -48,7 +48,9 @@ pub use event::{
 pub use filetype::{extension, infer_file_type, is_precompressed, FileType};
 pub use hash::{content_hash, is_content_hash, ContentHasher};
 pub use manifest::{Manifest, ManifestEntry, ManifestError, MANIFEST_FORMAT, MANIFEST_PATH};
-pub use path::{validate_path, PathError, PathRule, MAX_PATH_BYTES, MAX_SEGMENTS, RESERVED_DIR};
+pub use path::{
+    install_nfc, validate_path, PathError, PathRule, MAX_PATH_BYTES, MAX_SEGMENTS, RESERVED_DIR,
+};
 pub use sequencer::{classify, Disposition, Sequencer};
 pub use snapshot::{
     extract_snapshot, read_snapshot, Limits, SnapshotError, SnapshotSummary, SnapshotWriter,

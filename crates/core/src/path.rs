@@ -4,8 +4,7 @@
 //! [`PathRule`] so that both sides name the same rule for the same path.
 
 use std::fmt;
-
-use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
+use std::sync::OnceLock;
 
 /// Longest path accepted, in UTF-8 bytes.
 pub const MAX_PATH_BYTES: usize = 1024;
@@ -69,7 +68,7 @@ impl fmt::Display for PathRule {
 
 /// A path that breaks one of the rules; the message names the rule and the offending part.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid path {path:?}: {rule}: {detail}")]
+#[error("invalid path {}: {rule}: {detail}", Quoted(path))]
 pub struct PathError {
     /// The refused path, as given.
     pub path: String,
@@ -148,13 +147,10 @@ pub fn validate_path(path: &str) -> Result<(), PathError> {
             format!("{segments} segments, at most {MAX_SEGMENTS} allowed"),
         );
     }
-    if !is_nfc(path) {
+    if let Some(nfc) = nfc_form(path) {
         return refuse(
             PathRule::NotNfc,
-            format!(
-                "not in Unicode NFC; write it as {:?}",
-                path.nfc().collect::<String>()
-            ),
+            format!("not in Unicode NFC; write it as {}", Quoted(&nfc)),
         );
     }
     if path == RESERVED_DIR || path.starts_with(".fs-sync/") {
@@ -166,12 +162,65 @@ pub fn validate_path(path: &str) -> Result<(), PathError> {
     Ok(())
 }
 
-fn is_nfc(s: &str) -> bool {
-    match is_nfc_quick(s.chars()) {
-        IsNormalized::Yes => true,
-        IsNormalized::No => false,
-        IsNormalized::Maybe => s.chars().eq(s.nfc()),
+/// Writes a string in double quotes, escaping quotes, backslashes and control characters.
+///
+/// Unlike `{:?}` it prints other characters as they are, which keeps Unicode's printable-character
+/// tables out of the Wasm package.
+pub(crate) struct Quoted<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
+                c => write!(f, "{c}")?,
+            }
+        }
+        f.write_str("\"")
     }
+}
+
+static NFC: OnceLock<fn(&str) -> String> = OnceLock::new();
+
+/// Makes the `not_nfc` rule use `to_nfc` (a function returning the NFC form of its input) instead
+/// of the compiled-in Unicode tables. A host that has a normalizer already, such as a JS engine's
+/// `String.prototype.normalize`, installs it and builds this crate without the default
+/// `unicode-tables` feature, which keeps about 64 KB of tables out of its binary. Returns false
+/// (and changes nothing) if a normalizer was installed before.
+pub fn install_nfc(to_nfc: fn(&str) -> String) -> bool {
+    NFC.set(to_nfc).is_ok()
+}
+
+/// The NFC form of `s` when `s` is not already in NFC.
+fn nfc_form(s: &str) -> Option<String> {
+    if s.is_ascii() {
+        return None;
+    }
+    if let Some(to_nfc) = NFC.get() {
+        let nfc = to_nfc(s);
+        return (nfc != s).then_some(nfc);
+    }
+    tables_nfc_form(s)
+}
+
+#[cfg(feature = "unicode-tables")]
+fn tables_nfc_form(s: &str) -> Option<String> {
+    use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
+    match is_nfc_quick(s.chars()) {
+        IsNormalized::Yes => None,
+        IsNormalized::No | IsNormalized::Maybe => {
+            let nfc: String = s.nfc().collect();
+            (nfc != s).then_some(nfc)
+        }
+    }
+}
+
+#[cfg(not(feature = "unicode-tables"))]
+fn tables_nfc_form(_: &str) -> Option<String> {
+    panic!("fs-sync-core was built without `unicode-tables`: call fs_sync_core::install_nfc first")
 }
 
 #[cfg(test)]
@@ -237,6 +286,16 @@ mod tests {
         assert_eq!(
             rule(&vec!["a"; MAX_SEGMENTS + 1].join("/")),
             Some(PathRule::TooManySegments)
+        );
+    }
+
+    #[test]
+    fn quoting_escapes_only_what_hides_the_text() {
+        assert_eq!(Quoted("a\"b\\c\nd é").to_string(), r#""a\"b\\c\u{a}d é""#);
+        let err = validate_path("a\u{1}b").unwrap_err();
+        assert!(
+            err.to_string().starts_with(r#"invalid path "a\u{1}b""#),
+            "{err}"
         );
     }
 

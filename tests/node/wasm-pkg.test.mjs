@@ -1,0 +1,84 @@
+// The package as installed from its tarball: exports, hashing, path rules, typed errors, the
+// Hermes guard, and the TypeScript declarations.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { importPackage, installedConsumer, root } from './helpers/pkg.mjs';
+
+const fsSync = await importPackage();
+
+test('contentHash equals SHA-256 of the UTF-8 bytes for strings and bytes', () => {
+  const cases = ['', 'abc', 'héllo wörld ✓', '🚀 日本語\n'.repeat(1000), 'x'.repeat(5 * 1024 * 1024)];
+  for (const s of cases) {
+    const want = createHash('sha256').update(s, 'utf8').digest('hex');
+    assert.equal(fsSync.contentHash(s), want);
+    assert.equal(fsSync.contentHash(new TextEncoder().encode(s)), want);
+  }
+  // The reference value DESIGN.md's cases pin in core's tests.
+  assert.equal(fsSync.contentHash('héllo wörld ✓'), 'c2a59c71097b678dc5af2eb1f98ddc575b63948b0fa6740071a945673aaada4d');
+});
+
+test('validatePath throws FsSyncError (an Error) naming the rule', () => {
+  fsSync.validatePath('src/App.tsx');
+  for (const [path, rule] of [['../x', 'dot_segment'], ['/etc/passwd', 'absolute'], ['a\\b', 'backslash'], ['cafe\u0301', 'not_nfc'], ['.fs-sync/x', 'reserved']]) {
+    assert.throws(() => fsSync.validatePath(path), (e) => {
+      assert.ok(e instanceof Error, 'an Error');
+      assert.ok(e instanceof fsSync.FsSyncError, 'an FsSyncError');
+      assert.equal(e.name, 'FsSyncError');
+      assert.equal(e.kind, 'invalid');
+      assert.equal(e.details.rule, rule);
+      assert.match(e.message, new RegExp(rule));
+      return true;
+    });
+  }
+});
+
+test('inferFileType mirrors core', () => {
+  assert.equal(fsSync.inferFileType('src/App.tsx'), 'typescript');
+  assert.equal(fsSync.inferFileType('assets/logo.PNG'), 'binary');
+  assert.equal(fsSync.inferFileType('.env'), 'text');
+  assert.equal(fsSync.inferFileType('.eslintrc.json'), 'json');
+});
+
+test('contentHash refuses other types with a typed error', () => {
+  assert.throws(() => fsSync.contentHash(42), (e) => e instanceof fsSync.FsSyncError && e.kind === 'invalid');
+});
+
+test('the client rejects bad options with a typed error', () => {
+  assert.throws(() => new fsSync.FsSyncClient({ anonKey: 'k', projectId: 'p' }), (e) => e.kind === 'invalid' && /supabaseUrl/.test(e.message));
+  assert.throws(() => new fsSync.FsSyncClient({ supabaseUrl: 'http://x', anonKey: 'k', projectId: 'p', fetch: 'nope' }), /fetch must be a function/);
+});
+
+test('without WebAssembly (as on Hermes) the import fails with the cause', () => {
+  const dir = installedConsumer();
+  for (const entry of ['@velocity/fs-sync/dist/native.js', '@velocity/fs-sync/dist/web/index.js']) {
+    writeFileSync(join(dir, 'no-wasm.mjs'), `import ${JSON.stringify(entry.replace('@velocity/fs-sync/', './node_modules/@velocity/fs-sync/'))};\n`);
+    const r = spawnSync(process.execPath, ['--no-expose-wasm', 'no-wasm.mjs'], { cwd: dir, encoding: 'utf8' });
+    assert.notEqual(r.status, 0, 'import must fail');
+    assert.match(r.stderr, /needs WebAssembly/);
+    assert.match(r.stderr, /Hermes/);
+  }
+});
+
+test('the TypeScript declarations type-check a consumer', () => {
+  const dir = installedConsumer();
+  writeFileSync(join(dir, 'consumer.ts'), readFileSync(join(root, 'tests/node/fixtures/consumer.ts'), 'utf8'));
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: {
+      strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', skipLibCheck: false,
+      // A frontend's libs: wasm-bindgen's declarations use DOM types and Symbol.dispose.
+      lib: ['es2022', 'esnext.disposable', 'dom'],
+    },
+    files: ['consumer.ts'],
+  }));
+  const tsc = join(root, 'node_modules/typescript/bin/tsc');
+  execFileSync(process.execPath, [tsc, '-p', dir], { stdio: 'inherit' });
+  // And a misuse must fail: the types are not `any`.
+  writeFileSync(join(dir, 'consumer.ts'), "import { inferFileType } from '@velocity/fs-sync';\nconst n: number = inferFileType('a.ts');\n");
+  const r = spawnSync(process.execPath, [tsc, '-p', dir], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stdout, /not assignable to type 'number'/);
+});
