@@ -7,8 +7,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use fs_sync_core::{
-    content_hash, extract_snapshot, infer_file_type, read_snapshot, Limits, Manifest,
-    ManifestEntry, SnapshotWriter, WriteOptions,
+    content_hash, extract_snapshot, read_snapshot, Limits, Manifest, ManifestEntry, SnapshotWriter,
+    WriteOptions,
 };
 
 /// Deterministic source-like text of about `len` bytes.
@@ -63,13 +63,7 @@ fn tree(n: usize) -> Vec<(String, Vec<u8>)> {
 fn build(files: &[(String, Vec<u8>)]) -> Vec<u8> {
     let entries = files
         .iter()
-        .map(|(p, b)| ManifestEntry {
-            content_hash: content_hash(b),
-            file_type: infer_file_type(p).as_str().into(),
-            path: p.clone(),
-            size: b.len() as u64,
-            version: 1,
-        })
+        .map(|(p, b)| ManifestEntry::for_content(p.as_str(), b, 1))
         .collect();
     let manifest = Manifest::new("bench", 1, entries).unwrap();
     let mut w = SnapshotWriter::new(Vec::new(), manifest, WriteOptions::default()).unwrap();

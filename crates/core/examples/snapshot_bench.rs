@@ -14,8 +14,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use fs_sync_core::{
-    content_hash, extract_snapshot, infer_file_type, Limits, Manifest, ManifestEntry,
-    SnapshotWriter, WriteOptions,
+    content_hash, extract_snapshot, Limits, Manifest, ManifestEntry, SnapshotWriter, WriteOptions,
 };
 
 fn main() -> ExitCode {
@@ -53,13 +52,7 @@ fn build(src: &Path, out: &Path) -> Result<(), BoxError> {
     let start = Instant::now();
     let entries = files
         .iter()
-        .map(|(path, bytes)| ManifestEntry {
-            content_hash: content_hash(bytes),
-            file_type: infer_file_type(path).as_str().to_owned(),
-            path: path.clone(),
-            size: bytes.len() as u64,
-            version: 1,
-        })
+        .map(|(path, bytes)| ManifestEntry::for_content(path.as_str(), bytes, 1))
         .collect();
     let manifest = Manifest::new("00000000-0000-4000-8000-000000000000", 1, entries)?;
     let sink = BufWriter::with_capacity(1 << 20, File::create(out)?);

@@ -29,6 +29,20 @@ pub struct ManifestEntry {
     pub version: u64,
 }
 
+impl ManifestEntry {
+    /// The entry for `content` at `path`: its hash, size and the file type inferred from the path.
+    pub fn for_content(path: impl Into<String>, content: &[u8], version: u64) -> ManifestEntry {
+        let path = path.into();
+        ManifestEntry {
+            content_hash: content_hash(content),
+            file_type: crate::infer_file_type(&path).as_str().to_owned(),
+            size: content.len() as u64,
+            version,
+            path,
+        }
+    }
+}
+
 /// What a snapshot holds: the project's live files as of one point of its change log.
 ///
 /// The manifest has no time fields, so the same project state always gives the same canonical bytes
@@ -172,13 +186,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn entry(path: &str, content: &str) -> ManifestEntry {
-        ManifestEntry {
-            content_hash: content_hash(content.as_bytes()),
-            file_type: crate::infer_file_type(path).as_str().to_owned(),
-            path: path.to_owned(),
-            size: content.len() as u64,
-            version: 1,
-        }
+        ManifestEntry::for_content(path, content.as_bytes(), 1)
     }
 
     #[test]

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use fs_sync_core::{
-    content_hash, infer_file_type, Manifest, ManifestEntry, SnapshotWriter, WriteOptions,
-};
+use fs_sync_core::{Manifest, ManifestEntry, SnapshotWriter, WriteOptions};
 
 pub const PROJECT: &str = "6f1c9a52-3d0e-4b7a-9c1f-0a2b3c4d5e6f";
 
@@ -17,13 +15,7 @@ pub type Tree = BTreeMap<String, Vec<u8>>;
 pub fn manifest_for(tree: &Tree, as_of_seq: u64) -> Manifest {
     let files = tree
         .iter()
-        .map(|(path, bytes)| ManifestEntry {
-            content_hash: content_hash(bytes),
-            file_type: infer_file_type(path).as_str().to_owned(),
-            path: path.clone(),
-            size: bytes.len() as u64,
-            version: 1,
-        })
+        .map(|(path, bytes)| ManifestEntry::for_content(path.as_str(), bytes, 1))
         .collect();
     Manifest::new(PROJECT, as_of_seq, files).unwrap()
 }
