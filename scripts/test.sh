@@ -2,7 +2,7 @@
 # Every test suite that exists, in order, stopping at the first failure. `npm test` runs this
 # after scripts/bootstrap.sh; .ci/run runs `npm test`.
 #
-# The steps are the block at the bottom: adding a suite is one `step` (or `step_if_exists`) line.
+# The steps are the block at the bottom: adding a suite is one `step` line.
 # The SQL suite (pgTAP) runs inside `cargo test` (crates/pg/tests), on a throwaway cluster.
 set -euo pipefail
 FS_SYNC_SCRIPT="test"
@@ -19,12 +19,6 @@ step() {
   say "$name: ok ($((SECONDS - t0)) s)"
 }
 
-# step_if_exists PATH NAME CMD...: the step, only when PATH exists (a suite still to come).
-step_if_exists() {
-  local path=$1; shift
-  if [ -e "$path" ]; then step "$@"; else say "$1: skipped ($path does not exist yet)"; fi
-}
-
 wasm_runner=$root/.tools/bin/wasm-bindgen-test-runner
 
 step "format"              cargo fmt --all --check
@@ -33,5 +27,5 @@ step "rust tests"          cargo test --workspace
 step "core builds on wasm" cargo build -p fs-sync-core --target wasm32-unknown-unknown
 step "core tests on wasm"  env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$wasm_runner" \
                              cargo test -p fs-sync-core --target wasm32-unknown-unknown --lib
-step_if_exists scripts/build-wasm-pkg.sh "wasm package" bash scripts/build-wasm-pkg.sh
-step_if_exists tests/node "node tests" node --test tests/node/
+step "wasm package"        bash scripts/build-wasm-pkg.sh
+step "node tests"          node --test tests/node/

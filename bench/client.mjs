@@ -1,0 +1,102 @@
+// @velocity/fs-sync in Node: contentHash throughput next to hash-wasm and WebCrypto, and the
+// client's own cost per save beyond the HTTP round trip. A benchmark, not a test.
+//
+//   npm run bench:client        (builds the package first)
+import { createServer } from 'node:http';
+import { webcrypto, createHash } from 'node:crypto';
+import { sha256 } from 'hash-wasm';
+import { importPackage } from '../tests/node/helpers/pkg.mjs';
+
+const { contentHash, FsSyncClient } = await importPackage();
+
+function text(bytes) {
+  let s = '';
+  const line = 'export const value = compute(items.map((x) => x * 2)); // ünïcödé\n';
+  while (s.length < bytes) s += line;
+  return s.slice(0, bytes);
+}
+
+async function rate(fn, input, bytes, minMs = 1500) {
+  for (let i = 0; i < 50; i++) await fn(input); // warm up
+  let n = 0;
+  const start = performance.now();
+  while (performance.now() - start < minMs) {
+    for (let i = 0; i < 100; i++) await fn(input);
+    n += 100;
+  }
+  const ms = performance.now() - start;
+  return { mbps: (n * bytes) / 1e6 / (ms / 1e3), usPerCall: (ms * 1e3) / n };
+}
+
+const peers = {
+  'fs-sync contentHash': (s) => contentHash(s),
+  'hash-wasm sha256': (s) => sha256(s),
+  'WebCrypto subtle.digest': async (s) => {
+    const d = await webcrypto.subtle.digest('SHA-256', new TextEncoder().encode(s));
+    return Buffer.from(d).toString('hex');
+  },
+};
+
+console.log('| input | ' + Object.keys(peers).join(' MB/s | ') + ' MB/s | vs hash-wasm | vs WebCrypto |');
+console.log('|---|---|---|---|---|---|');
+for (const size of [1024, 1024 * 1024]) {
+  const input = text(size);
+  const want = contentHash(input);
+  const results = {};
+  for (const [name, fn] of Object.entries(peers)) {
+    if ((await fn(input)) !== want) throw new Error(`${name} disagrees`);
+    results[name] = await rate(fn, input, size, size > 1e5 ? 3000 : 1500);
+  }
+  const ours = results['fs-sync contentHash'].mbps;
+  console.log(`| ${size === 1024 ? '1 KiB' : '1 MiB'} | ${Object.values(results).map((r) => r.mbps.toFixed(0)).join(' | ')} | ` +
+    `${(ours / results['hash-wasm sha256'].mbps).toFixed(2)}x | ${(ours / results['WebCrypto subtle.digest'].mbps).toFixed(2)}x |`);
+}
+
+// Per-save overhead: the same request through save() and through a bare fetch, against a local
+// server that answers at once, so the difference is the client's own work (hashing, tracker,
+// JSON both ways, Wasm crossings).
+let version = 0;
+const server = createServer((req, res) => {
+  let body = '';
+  req.on('data', (c) => (body += c));
+  req.on('end', () => {
+    const args = JSON.parse(body);
+    version += 1;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ project_id: args.project_uuid, file_path: args.p_file_path, version,
+      content_hash: createHash('sha256').update(args.p_content, 'utf8').digest('hex'),
+      size_bytes: args.p_content.length, file_type: 'typescript', storage_path: null, is_deleted: false, seq: version, noop: false }));
+  });
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const url = `http://127.0.0.1:${server.address().port}`;
+const client = new FsSyncClient({ supabaseUrl: url, anonKey: 'anon', projectId: 'p', accessToken: 't' });
+const content = text(4096);
+
+async function timeLoop(fn, n) {
+  for (let i = 0; i < 100; i++) await fn(i);
+  const start = performance.now();
+  for (let i = 0; i < n; i++) await fn(i);
+  return ((performance.now() - start) * 1e3) / n;
+}
+const N = 2000;
+const viaClient = await timeLoop((i) => client.save(`src/f${i % 50}.ts`, content + i), N);
+const bare = await timeLoop(async (i) => {
+  const r = await fetch(`${url}/rest/v1/rpc/upsert_project_file`, {
+    method: 'POST',
+    headers: { apikey: 'anon', Authorization: 'Bearer t', 'Content-Type': 'application/json', 'Content-Profile': 'public' },
+    body: JSON.stringify({ project_uuid: 'p', p_file_path: `src/f${i % 50}.ts`, p_content: content + i, p_file_type: null, expected_version: 0 }),
+  });
+  await r.json();
+}, N);
+await client.save('src/same.ts', content);
+const requestsBefore = version;
+const noop = await timeLoop(() => client.save('src/same.ts', content), N);
+if (version !== requestsBefore) throw new Error('a no-op save made a request');
+console.log(`\n| save of a 4 KiB file (local stub server, ${N} calls) | µs per call |`);
+console.log('|---|---|');
+console.log(`| client.save() | ${viaClient.toFixed(0)} |`);
+console.log(`| bare fetch of the same request | ${bare.toFixed(0)} |`);
+console.log(`| client overhead beyond the round trip | ${(viaClient - bare).toFixed(0)} |`);
+console.log(`| no-op save (no request) | ${noop.toFixed(1)} |`);
+server.close();

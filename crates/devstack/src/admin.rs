@@ -1,0 +1,308 @@
+//! `/admin/v1/…`: local-only helpers for demos and tests, service-role key required.
+//!
+//! - `POST /admin/v1/users {email}` → `{id, email, access_token, expires_at}`
+//! - `POST /admin/v1/token {user_id, expires_in?}` → `{access_token, expires_at}`
+//!   (`expires_in` in seconds, default 3600; zero or negative makes an already expired token)
+//! - `POST /admin/v1/projects {owner_id, name}` → `{id}` (runs `public.create_project` as a
+//!   service caller)
+//! - `POST /admin/v1/members {project_id, user_id, role}` → `{}` (`public.add_project_member`)
+//! - `POST /admin/v1/faults/drop-websockets` → `{dropped}`: every socket closes abruptly
+//! - `POST /admin/v1/faults/pause-delivery {mode?: "hold"|"drop"}` → `{mode}`: committed
+//!   messages are held (default) or dropped until resume
+//! - `POST /admin/v1/faults/resume-delivery` → `{delivered, dropped}`: held messages go out
+//!   first, in commit order
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use crate::http;
+use crate::jwt;
+use crate::App;
+
+fn admin_error(status: StatusCode, message: &str) -> Response {
+    http::json_response(status, &json!({"error": message}))
+}
+
+/// The service-role key as bearer token or `apikey`; anything else is refused.
+fn require_service(app: &App, headers: &HeaderMap, query: Option<&str>) -> Result<(), Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::to_owned);
+    let key = http::api_key(headers, query);
+    let ok = |t: &Option<String>| t.as_deref() == Some(app.info.service_role_key.as_str());
+    // The bearer token decides when there is one; otherwise the apikey.
+    if ok(&bearer) || (bearer.is_none() && ok(&key)) {
+        Ok(())
+    } else {
+        Err(admin_error(
+            StatusCode::UNAUTHORIZED,
+            "the admin API needs the service_role key (Authorization: Bearer or apikey)",
+        ))
+    }
+}
+
+fn body_json(body: &Bytes) -> Result<Value, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| admin_error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
+}
+
+fn db_failure(e: &tokio_postgres::Error) -> Response {
+    let status = match e.as_db_error() {
+        Some(db) => crate::rest::status_for(db, true),
+        None => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    admin_error(status, &fs_sync_pg::db_message(e))
+}
+
+/// A GoTrue-shaped access token for `user_id`.
+pub(crate) fn user_token(app: &App, user_id: &str, email: &str, expires_in: i64) -> (String, i64) {
+    let now = jwt::now();
+    let exp = now + expires_in;
+    let claims = json!({
+        "iss": format!("{}/auth/v1", app.info.api_url),
+        "sub": user_id,
+        "aud": "authenticated",
+        "exp": exp,
+        "iat": now,
+        "email": email,
+        "phone": "",
+        "app_metadata": {"provider": "email", "providers": ["email"]},
+        "user_metadata": {},
+        "role": "authenticated",
+        "aal": "aal1",
+        "amr": [{"method": "password", "timestamp": now}],
+        "session_id": uuid::Uuid::new_v4().to_string(),
+        "is_anonymous": false,
+    });
+    (jwt::sign(&claims, &app.info.jwt_secret), exp)
+}
+
+pub(crate) async fn create_user(
+    State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r = async {
+        require_service(&app, &headers, query.as_deref())?;
+        let body = body_json(&body)?;
+        let id = uuid::Uuid::new_v4();
+        let email = body
+            .get("email")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{id}@example.test"));
+        let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
+        conn.client
+            .execute(
+                "insert into auth.users (id, aud, role, email, email_confirmed_at, raw_app_meta_data,
+                                         raw_user_meta_data, created_at, updated_at)
+                 values ($1, 'authenticated', 'authenticated', $2, now(),
+                         '{\"provider\": \"email\", \"providers\": [\"email\"]}', '{}', now(), now())",
+                &[&id, &email],
+            )
+            .await
+            .map_err(|e| db_failure(&e))?;
+        let (token, exp) = user_token(&app, &id.to_string(), &email, 3600);
+        Ok::<_, Response>(http::json_response(
+            StatusCode::CREATED,
+            &json!({"id": id, "email": email, "access_token": token, "expires_at": exp}),
+        ))
+    }
+    .await;
+    http::with_role(r.unwrap_or_else(|e| e), "service_role")
+}
+
+pub(crate) async fn token(
+    State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r = async {
+        require_service(&app, &headers, query.as_deref())?;
+        let body = body_json(&body)?;
+        let user_id: uuid::Uuid = body
+            .get("user_id")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| admin_error(StatusCode::BAD_REQUEST, "user_id (a uuid) is required"))?;
+        let expires_in = body
+            .get("expires_in")
+            .and_then(Value::as_i64)
+            .unwrap_or(3600);
+        let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
+        let row = conn
+            .client
+            .query_opt(
+                "select coalesce(email, '') from auth.users where id = $1",
+                &[&user_id],
+            )
+            .await
+            .map_err(|e| db_failure(&e))?
+            .ok_or_else(|| {
+                admin_error(StatusCode::NOT_FOUND, &format!("user {user_id} not found"))
+            })?;
+        let (token, exp) = user_token(
+            &app,
+            &user_id.to_string(),
+            &row.get::<_, String>(0),
+            expires_in,
+        );
+        Ok::<_, Response>(http::json_response(
+            StatusCode::OK,
+            &json!({"access_token": token, "expires_at": exp}),
+        ))
+    }
+    .await;
+    http::with_role(r.unwrap_or_else(|e| e), "service_role")
+}
+
+pub(crate) async fn create_project(
+    State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r = async {
+        require_service(&app, &headers, query.as_deref())?;
+        let body = body_json(&body)?;
+        let owner: Option<uuid::Uuid> =
+            match body.get("owner_id") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+                    admin_error(StatusCode::BAD_REQUEST, "owner_id must be a uuid")
+                })?),
+            };
+        let name = body
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("Untitled project")
+            .to_owned();
+        // As the superuser, fsync.current_caller() is a service caller: the project is owned
+        // by owner_id, which also gets its owner membership row.
+        let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
+        let row = conn
+            .client
+            .query_one("select public.create_project($1, $2)", &[&name, &owner])
+            .await
+            .map_err(|e| db_failure(&e))?;
+        let id: uuid::Uuid = row.get(0);
+        Ok::<_, Response>(http::json_response(StatusCode::CREATED, &json!({"id": id})))
+    }
+    .await;
+    http::with_role(r.unwrap_or_else(|e| e), "service_role")
+}
+
+pub(crate) async fn add_member(
+    State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r = async {
+        require_service(&app, &headers, query.as_deref())?;
+        let body = body_json(&body)?;
+        let uuid_of = |k: &str| -> Result<uuid::Uuid, Response> {
+            body.get(k)
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| {
+                    admin_error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("{k} (a uuid) is required"),
+                    )
+                })
+        };
+        let project = uuid_of("project_id")?;
+        let user = uuid_of("user_id")?;
+        let role = body
+            .get("role")
+            .and_then(Value::as_str)
+            .unwrap_or("editor")
+            .to_owned();
+        let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
+        conn.client
+            .execute(
+                "select public.add_project_member($1, $2, $3)",
+                &[&project, &user, &role],
+            )
+            .await
+            .map_err(|e| db_failure(&e))?;
+        Ok::<_, Response>(http::json_response(StatusCode::OK, &json!({})))
+    }
+    .await;
+    http::with_role(r.unwrap_or_else(|e| e), "service_role")
+}
+
+pub(crate) async fn drop_websockets(
+    State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = require_service(&app, &headers, query.as_deref()) {
+        return r;
+    }
+    let n = app.hub.drop_all();
+    http::with_role(
+        http::json_response(StatusCode::OK, &json!({"dropped": n})),
+        "service_role",
+    )
+}
+
+pub(crate) async fn pause_delivery(
+    State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r = (|| {
+        require_service(&app, &headers, query.as_deref())?;
+        let body = body_json(&body)?;
+        let mode = body.get("mode").and_then(Value::as_str).unwrap_or("hold");
+        let hold = match mode {
+            "hold" => true,
+            "drop" => false,
+            other => {
+                return Err(admin_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("mode {other:?}: use \"hold\" or \"drop\""),
+                ))
+            }
+        };
+        app.hub.pause(hold);
+        Ok(http::json_response(StatusCode::OK, &json!({"mode": mode})))
+    })();
+    http::with_role(r.unwrap_or_else(|e| e), "service_role")
+}
+
+pub(crate) async fn resume_delivery(
+    State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = require_service(&app, &headers, query.as_deref()) {
+        return r;
+    }
+    let (delivered, dropped) = app.hub.resume();
+    http::with_role(
+        http::json_response(
+            StatusCode::OK,
+            &json!({"delivered": delivered, "dropped": dropped}),
+        ),
+        "service_role",
+    )
+}

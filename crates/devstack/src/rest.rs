@@ -1,0 +1,881 @@
+//! `/rest/v1/rpc/<fn>`: PostgREST's function calls.
+//!
+//! One transaction per request on an `authenticator` connection: the function is looked up in
+//! `pg_proc` (schema `public`), matched by the set of argument names (PostgREST's `Plan.hs`
+//! rules), then the settings PostgREST sets are applied transaction-locally (search_path, the
+//! role's `ALTER ROLE … SET` settings, role, request.jwt.claims, request.method, request.path,
+//! request.headers, request.cookies), and the function is called PostgREST's way: the JSON
+//! body turned into a row by `jsonb_to_record` typed with the parameter types, named notation.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+use tokio_postgres::error::DbError;
+
+use crate::http::{self, AuthError, Caller};
+use crate::pool::{Conn, Pool};
+use crate::App;
+
+/// The exposed schema.
+const SCHEMA: &str = "public";
+
+/// `ALTER ROLE … SET` settings (those a plain user may set), per role, applied like PostgREST
+/// does before switching into the role.
+pub(crate) struct RoleSettings(RwLock<HashMap<String, Vec<(String, String)>>>);
+
+impl RoleSettings {
+    pub(crate) async fn load(pool: &Pool) -> Result<RoleSettings, tokio_postgres::Error> {
+        let conn = pool.get().await?;
+        let rows = conn
+            .client
+            .query(
+                "select r.rolname::text, split_part(c.cfg, '=', 1), substr(c.cfg, strpos(c.cfg, '=') + 1)
+                   from pg_db_role_setting s
+                   join pg_roles r on r.oid = s.setrole
+                   cross join lateral unnest(s.setconfig) as c(cfg)
+                   join pg_settings g on g.name = split_part(c.cfg, '=', 1) and g.context = 'user'
+                  where s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
+                  order by s.setdatabase",
+                &[],
+            )
+            .await?;
+        let mut map: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for row in rows {
+            map.entry(row.get(0))
+                .or_default()
+                .push((row.get(1), row.get(2)));
+        }
+        Ok(RoleSettings(RwLock::new(map)))
+    }
+
+    fn for_role(&self, role: &str) -> Vec<(String, String)> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(role)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Returns {
+    Void,
+    Scalar,
+    Composite,
+}
+
+#[derive(Debug, Clone)]
+struct Param {
+    name: String,
+    type_name: String,
+    required: bool,
+    variadic: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Proc {
+    name: String,
+    volatile: bool,
+    set: bool,
+    returns: Returns,
+    params: Vec<Param>,
+}
+
+const LOOKUP: &str = "
+select p.proname::text,
+       p.provolatile::text,
+       p.proretset,
+       p.pronargs::int4,
+       p.pronargdefaults::int4,
+       coalesce(p.proargmodes::text[], '{}'::text[]),
+       coalesce(p.proargnames, '{}'::text[]),
+       array(select format_type(u.t, null)
+               from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality as u(t, n)
+              order by u.n),
+       p.prorettype = 'void'::regtype,
+       t.typtype = 'c' or p.prorettype = 'record'::regtype,
+       p.provariadic <> 0
+  from pg_proc p
+  join pg_type t on t.oid = p.prorettype
+ where p.pronamespace = 'public'::regnamespace and p.proname = $1 and p.prokind = 'f'";
+
+const SET_CONFIG: &str =
+    "select set_config(k, v, true) from unnest($1::text[], $2::text[]) with ordinality as s(k, v, n) order by s.n";
+
+fn parse_procs(rows: &[tokio_postgres::Row]) -> Vec<Proc> {
+    rows.iter()
+        .map(|r| {
+            let nargs: i32 = r.get(3);
+            let ndefaults: i32 = r.get(4);
+            let modes: Vec<String> = r.get(5);
+            let names: Vec<String> = r.get(6);
+            let types: Vec<String> = r.get(7);
+            let variadic: bool = r.get(10);
+            let mut params = Vec::new();
+            for (i, type_name) in types.iter().enumerate() {
+                let mode = modes.get(i).map(String::as_str).unwrap_or("i");
+                if !matches!(mode, "i" | "b" | "v") {
+                    continue;
+                }
+                let j = params.len() as i32;
+                params.push(Param {
+                    name: names.get(i).cloned().unwrap_or_default(),
+                    type_name: type_name.clone(),
+                    required: j < nargs - ndefaults,
+                    variadic: variadic && mode == "v",
+                });
+            }
+            let returns = if r.get::<_, bool>(8) {
+                Returns::Void
+            } else if r.get::<_, bool>(9) {
+                Returns::Composite
+            } else {
+                Returns::Scalar
+            };
+            Proc {
+                name: r.get(0),
+                volatile: r.get::<_, String>(1) == "v",
+                set: r.get(2),
+                returns,
+                params,
+            }
+        })
+        .collect()
+}
+
+impl Proc {
+    /// PostgREST's key-set rule (`Plan.hs` `findProc`).
+    fn matches(&self, keys: &BTreeSet<String>) -> bool {
+        let required: BTreeSet<String> = self
+            .params
+            .iter()
+            .filter(|p| p.required)
+            .map(|p| p.name.clone())
+            .collect();
+        let optional: BTreeSet<String> = self
+            .params
+            .iter()
+            .filter(|p| !p.required)
+            .map(|p| p.name.clone())
+            .collect();
+        if self.params.is_empty() {
+            keys.is_empty()
+        } else if optional.is_empty() {
+            *keys == required
+        } else if required.is_empty() {
+            keys.is_subset(&optional)
+        } else {
+            keys.difference(&optional).cloned().collect::<BTreeSet<_>>() == required
+        }
+    }
+
+    /// A single unnamed json/jsonb parameter, which receives the whole body.
+    fn single_unnamed_json(&self) -> Option<&str> {
+        match self.params.as_slice() {
+            [p] if p.name.is_empty() && (p.type_name == "json" || p.type_name == "jsonb") => {
+                Some(p.type_name.as_str())
+            }
+            _ => None,
+        }
+    }
+
+    /// The statement calling this function with `keys` from `$1` (the JSON body), returning
+    /// (json text, row count) for sets or json text otherwise.
+    fn call_sql(&self, keys: &[String], whole_body: Option<&str>) -> (String, bool) {
+        let fname = format!("{}.{}", ident(SCHEMA), ident(&self.name));
+        let (args, from, uses_param) = if let Some(ty) = whole_body {
+            (format!("$1::{ty}"), String::new(), true)
+        } else if keys.is_empty() {
+            (String::new(), String::new(), false)
+        } else {
+            let mut cols = Vec::new();
+            let mut args = Vec::new();
+            for k in keys {
+                let p = self
+                    .params
+                    .iter()
+                    .find(|p| &p.name == k)
+                    .expect("matched keys name parameters");
+                cols.push(format!("{} {}", ident(k), p.type_name));
+                args.push(format!(
+                    "{}{} := pgrst_body.{}",
+                    if p.variadic { "VARIADIC " } else { "" },
+                    ident(k),
+                    ident(k)
+                ));
+            }
+            (
+                args.join(", "),
+                format!(
+                    "jsonb_to_record($1::jsonb) as pgrst_body({})",
+                    cols.join(", ")
+                ),
+                true,
+            )
+        };
+        let call = format!("{fname}({args})");
+        let from_with = |lateral: &str| -> String {
+            if from.is_empty() {
+                format!(" from {lateral}")
+            } else {
+                format!(" from {from}, lateral {lateral}")
+            }
+        };
+        let sql = match (self.returns, self.set) {
+            (Returns::Void, _) => {
+                if from.is_empty() {
+                    format!("select {call}")
+                } else {
+                    format!("select {call} from {from}")
+                }
+            }
+            (Returns::Scalar, false) => {
+                if from.is_empty() {
+                    format!("select to_json({call})::text")
+                } else {
+                    format!("select to_json({call})::text from {from}")
+                }
+            }
+            (Returns::Scalar, true) => format!(
+                "select coalesce(json_agg(pgrst_call.pgrst_scalar), '[]')::text, count(*){}",
+                from_with(&format!("{call} as pgrst_call(pgrst_scalar)"))
+            ),
+            (Returns::Composite, false) => format!(
+                "select (json_agg(pgrst_call) -> 0)::text{}",
+                from_with(&format!("{call} as pgrst_call"))
+            ),
+            (Returns::Composite, true) => format!(
+                "select coalesce(json_agg(pgrst_call), '[]')::text, count(*){}",
+                from_with(&format!("{call} as pgrst_call"))
+            ),
+        };
+        (sql, uses_param)
+    }
+}
+
+/// A double-quoted SQL identifier.
+pub(crate) fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The failure of one request, rendered as PostgREST would.
+enum Failure {
+    Response(Response),
+    Db(tokio_postgres::Error),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Failure {
+        Failure::Db(e)
+    }
+}
+
+pub(crate) async fn rpc(
+    State(app): State<Arc<App>>,
+    method: Method,
+    Path(function): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match http::authenticate(
+        &app,
+        &headers,
+        query.as_deref(),
+        crate::jwt::CLOCK_SKEW_SECS,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            return match http::gateway_refusal(&e) {
+                Some(r) => r,
+                None => match e {
+                    AuthError::Jwt(j) => http::pgrst_jwt_error(&j),
+                    _ => unreachable!("gateway refusals handled above"),
+                },
+            }
+        }
+    };
+    let role = caller.role.clone();
+    let response = match call(
+        &app,
+        &method,
+        &function,
+        query.as_deref(),
+        &headers,
+        &body,
+        &caller,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(Failure::Response(r)) => r,
+        Err(Failure::Db(e)) => db_error_response(&e, role != "anon"),
+    };
+    let response = if method == Method::HEAD {
+        let (parts, _) = response.into_parts();
+        Response::from_parts(parts, axum::body::Body::empty())
+    } else {
+        response
+    };
+    http::with_role(response, &role)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn call(
+    app: &App,
+    method: &Method,
+    function: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    caller: &Caller,
+) -> Result<Response, Failure> {
+    let read_request = *method == Method::GET || *method == Method::HEAD;
+    if !read_request && *method != Method::POST {
+        return Err(Failure::Response(http::pgrst_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "PGRST101",
+            &format!("Cannot use the {method} method on RPC"),
+            Value::Null,
+            Value::Null,
+            None,
+        )));
+    }
+    let profile_header = if read_request {
+        "accept-profile"
+    } else {
+        "content-profile"
+    };
+    if let Some(p) = headers.get(profile_header).and_then(|v| v.to_str().ok()) {
+        if p != SCHEMA {
+            return Err(Failure::Response(http::pgrst_error(
+                StatusCode::NOT_ACCEPTABLE,
+                "PGRST106",
+                &format!("Invalid schema: {p}"),
+                Value::Null,
+                Value::String(format!("Only the following schemas are exposed: {SCHEMA}")),
+                None,
+            )));
+        }
+    }
+
+    // The arguments, as one JSON value.
+    let args: Value = if read_request {
+        let mut map = Map::new();
+        for (k, v) in http::query_pairs(query.unwrap_or("")) {
+            if matches!(
+                k.as_str(),
+                "select" | "order" | "limit" | "offset" | "apikey"
+            ) {
+                continue;
+            }
+            match map.get_mut(&k) {
+                Some(Value::Array(a)) => a.push(Value::String(v)),
+                Some(prev) => {
+                    let first = prev.take();
+                    *prev = Value::Array(vec![first, Value::String(v)]);
+                }
+                None => {
+                    map.insert(k, Value::String(v));
+                }
+            }
+        }
+        Value::Object(map)
+    } else if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Map::new())
+    } else {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(v) => v,
+            Err(_) => return Err(invalid_body()),
+        }
+    };
+    let keys: BTreeSet<String> = match &args {
+        Value::Object(m) => m.keys().cloned().collect(),
+        _ => BTreeSet::new(),
+    };
+
+    let mut conn = app
+        .rest_pool
+        .get()
+        .await
+        .map_err(|e| Failure::Response(connection_error(&e)))?;
+    let result = run(
+        app,
+        &mut conn,
+        method,
+        function,
+        headers,
+        caller,
+        &args,
+        &keys,
+        read_request,
+    )
+    .await;
+    if let Err(Failure::Db(e)) = &result {
+        if e.as_db_error().is_none() {
+            conn.discard();
+        }
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    app: &App,
+    conn: &mut Conn,
+    method: &Method,
+    function: &str,
+    headers: &HeaderMap,
+    caller: &Caller,
+    args: &Value,
+    keys: &BTreeSet<String>,
+    read_request: bool,
+) -> Result<Response, Failure> {
+    let (client, statements) = conn.parts();
+    let lookup = Conn::prepared(statements, &*client, LOOKUP).await?;
+    let procs = parse_procs(&client.query(&lookup, &[&function]).await?);
+    let is_object = args.is_object();
+    let named: Vec<&Proc> = if is_object {
+        procs.iter().filter(|p| p.matches(keys)).collect()
+    } else {
+        Vec::new()
+    };
+    let (proc, whole_body) = match named.as_slice() {
+        [one] => (*one, None),
+        [] => {
+            let unnamed: Vec<&Proc> = if read_request {
+                Vec::new()
+            } else {
+                procs
+                    .iter()
+                    .filter(|p| p.single_unnamed_json().is_some())
+                    .collect()
+            };
+            match unnamed.as_slice() {
+                [one] => (*one, one.single_unnamed_json()),
+                [] if !is_object => return Err(invalid_body()),
+                [] => {
+                    return Err(Failure::Response(no_rpc(
+                        function,
+                        keys,
+                        read_request,
+                        &procs,
+                    )))
+                }
+                many => return Err(Failure::Response(ambiguous(many))),
+            }
+        }
+        many => return Err(Failure::Response(ambiguous(many))),
+    };
+
+    let read_only = read_request || !proc.volatile;
+    let tx = client
+        .build_transaction()
+        .read_only(read_only)
+        .start()
+        .await?;
+
+    let mut names: Vec<String> = vec!["search_path".into()];
+    let mut values: Vec<String> = vec![format!("{}, extensions", ident(SCHEMA))];
+    for (k, v) in app.role_settings.for_role(&caller.role) {
+        names.push(k);
+        values.push(v);
+    }
+    let pairs = [
+        ("role", caller.role.clone()),
+        (
+            "request.jwt.claims",
+            Value::Object(caller.claims.clone()).to_string(),
+        ),
+        ("request.method", method.as_str().to_owned()),
+        ("request.path", format!("/rpc/{function}")),
+        ("request.headers", http::headers_json(headers)),
+        ("request.cookies", cookies_json(headers)),
+    ];
+    for (k, v) in pairs {
+        names.push(k.to_owned());
+        values.push(v);
+    }
+    let set_config = Conn::prepared(statements, &tx, SET_CONFIG).await?;
+    tx.query(&set_config, &[&names, &values]).await?;
+
+    let call_keys: Vec<String> = keys.iter().cloned().collect();
+    let (sql, uses_param) = proc.call_sql(&call_keys, whole_body);
+    let rows = if uses_param {
+        tx.query(&sql, &[args]).await?
+    } else {
+        tx.query(&sql, &[]).await?
+    };
+    tx.commit().await?;
+
+    let singular = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/vnd.pgrst.object+json"));
+    match proc.returns {
+        Returns::Void => Ok(http::empty(StatusCode::NO_CONTENT)),
+        _ if proc.set => {
+            let text: String = rows[0].get(0);
+            let count: i64 = rows[0].get(1);
+            if singular {
+                if count != 1 {
+                    return Err(Failure::Response(http::pgrst_error(
+                        StatusCode::NOT_ACCEPTABLE,
+                        "PGRST116",
+                        "Cannot coerce the result to a single JSON object",
+                        Value::String(format!("The result contains {count} rows")),
+                        Value::Null,
+                        None,
+                    )));
+                }
+                let first = serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v.get(0).cloned())
+                    .unwrap_or(Value::Null);
+                return Ok(json_ok(first.to_string(), None, true));
+            }
+            let range = if count == 0 {
+                "*/*".to_owned()
+            } else {
+                format!("0-{}/*", count - 1)
+            };
+            Ok(json_ok(text, Some(range), false))
+        }
+        _ => {
+            let text: Option<String> = rows.first().and_then(|r| r.get(0));
+            Ok(json_ok(
+                text.unwrap_or_else(|| "null".into()),
+                None,
+                singular,
+            ))
+        }
+    }
+}
+
+fn json_ok(body: String, range: Option<String>, singular: bool) -> Response {
+    let content_type = if singular {
+        "application/vnd.pgrst.object+json; charset=utf-8"
+    } else {
+        "application/json; charset=utf-8"
+    };
+    let mut r = (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response();
+    if let Some(range) = range.and_then(|r| HeaderValue::from_str(&r).ok()) {
+        r.headers_mut().insert(header::CONTENT_RANGE, range);
+    }
+    r
+}
+
+fn cookies_json(headers: &HeaderMap) -> String {
+    let mut map = Map::new();
+    for v in headers.get_all(header::COOKIE) {
+        if let Ok(v) = v.to_str() {
+            for part in v.split(';') {
+                if let Some((k, val)) = part.trim().split_once('=') {
+                    map.insert(k.to_owned(), Value::String(val.to_owned()));
+                }
+            }
+        }
+    }
+    Value::Object(map).to_string()
+}
+
+fn invalid_body() -> Failure {
+    Failure::Response(http::pgrst_error(
+        StatusCode::BAD_REQUEST,
+        "PGRST102",
+        "Empty or invalid json",
+        Value::Null,
+        Value::Null,
+        None,
+    ))
+}
+
+fn connection_error(e: &tokio_postgres::Error) -> Response {
+    http::pgrst_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "PGRST000",
+        "Database connection error. Retrying the connection.",
+        Value::String(e.to_string()),
+        Value::Null,
+        None,
+    )
+}
+
+/// 404 PGRST202 with PostgREST's wording.
+fn no_rpc(
+    function: &str,
+    keys: &BTreeSet<String>,
+    read_request: bool,
+    overloads: &[Proc],
+) -> Response {
+    let func = format!("{SCHEMA}.{function}");
+    let list: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let message = if list.is_empty() {
+        format!("Could not find the function {func} without parameters in the schema cache")
+    } else {
+        format!(
+            "Could not find the function {func}({}) in the schema cache",
+            list.join(", ")
+        )
+    };
+    let prms = if list.is_empty() {
+        " without parameters".to_owned()
+    } else {
+        format!(
+            " with parameter{} {}",
+            if list.len() > 1 { "s" } else { "" },
+            list.join(", ")
+        )
+    };
+    let details = format!(
+        "Searched for the function {func}{prms}{}, but no matches were found in the schema cache.",
+        if read_request {
+            ""
+        } else {
+            " or with a single unnamed json/jsonb parameter"
+        }
+    );
+    // PostgREST fuzzy-matches a hint; when the function exists under other parameters, name the
+    // closest overload's parameters (sorted, as PostgREST prints them).
+    let hint = overloads
+        .iter()
+        .map(|p| {
+            let mut names: Vec<&str> = p.params.iter().map(|x| x.name.as_str()).collect();
+            names.sort_unstable();
+            format!(
+                "Perhaps you meant to call the function {func}({})",
+                names.join(", ")
+            )
+        })
+        .next()
+        .map(Value::String)
+        .unwrap_or(Value::Null);
+    http::pgrst_error(
+        StatusCode::NOT_FOUND,
+        "PGRST202",
+        &message,
+        Value::String(details),
+        hint,
+        None,
+    )
+}
+
+fn ambiguous(procs: &[&Proc]) -> Response {
+    let list: Vec<String> = procs
+        .iter()
+        .map(|p| {
+            let params: Vec<String> = p
+                .params
+                .iter()
+                .map(|x| format!("{} => {}", x.name, x.type_name))
+                .collect();
+            format!("{SCHEMA}.{}({})", p.name, params.join(", "))
+        })
+        .collect();
+    http::pgrst_error(
+        StatusCode::MULTIPLE_CHOICES,
+        "PGRST203",
+        &format!(
+            "Could not choose the best candidate function between: {}",
+            list.join(", ")
+        ),
+        Value::Null,
+        Value::String(
+            "Try renaming the parameters or the function itself in the database so function overloading can be resolved"
+                .into(),
+        ),
+        None,
+    )
+}
+
+/// PostgREST's SQLSTATE → HTTP status (`Error.hs` `mapSQLtoHTTP`). `authed`: the request role
+/// is not the anon role.
+pub(crate) fn status_for(db: &DbError, authed: bool) -> StatusCode {
+    let code = db.code().code();
+    let m = db.message();
+    let s = |n: u16| StatusCode::from_u16(n).expect("valid status");
+    if let Some(n) = code.strip_prefix("PT") {
+        return n
+            .parse::<u16>()
+            .ok()
+            .and_then(|n| StatusCode::from_u16(n).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    match code {
+        c if c.starts_with("08") => s(503),
+        c if c.starts_with("09") => s(500),
+        c if c.starts_with("0L") || c.starts_with("0P") => s(403),
+        "23503" | "23505" => s(409),
+        "25006" => s(405),
+        "21000" => {
+            if m.ends_with("requires a WHERE clause") {
+                s(400)
+            } else {
+                s(500)
+            }
+        }
+        "22023" => {
+            if m.starts_with("role") && m.ends_with("does not exist") {
+                s(401)
+            } else {
+                s(400)
+            }
+        }
+        c if c.starts_with("25") => s(500),
+        c if c.starts_with("28") => s(403),
+        c if c.starts_with("2D")
+            || c.starts_with("38")
+            || c.starts_with("39")
+            || c.starts_with("3B") =>
+        {
+            s(500)
+        }
+        c if c.starts_with("40") => s(500),
+        "53400" => s(500),
+        c if c.starts_with("53") => s(503),
+        c if c.starts_with("54") || c.starts_with("55") => s(500),
+        "57P01" => s(503),
+        c if c.starts_with("57")
+            || c.starts_with("58")
+            || c.starts_with("F0")
+            || c.starts_with("HV") =>
+        {
+            s(500)
+        }
+        "P0001" => s(400),
+        c if c.starts_with("P0") || c.starts_with("XX") => s(500),
+        "42883" => {
+            if m.starts_with("function xmlagg(") {
+                s(406)
+            } else {
+                s(404)
+            }
+        }
+        "42P01" => s(404),
+        "42P17" => s(500),
+        "42501" => {
+            if authed {
+                s(403)
+            } else {
+                s(401)
+            }
+        }
+        _ => s(400),
+    }
+}
+
+/// A database error as PostgREST renders it, including `RAISE SQLSTATE 'PGRST'`.
+fn db_error_response(e: &tokio_postgres::Error, authed: bool) -> Response {
+    let Some(db) = e.as_db_error() else {
+        return connection_error(e);
+    };
+    if db.code().code() == "PGRST" {
+        return raise_pgrst(db);
+    }
+    let status = status_for(db, authed);
+    let opt = |s: Option<&str>| {
+        s.map(|s| Value::String(s.to_owned()))
+            .unwrap_or(Value::Null)
+    };
+    http::pgrst_error(
+        status,
+        db.code().code(),
+        db.message(),
+        opt(db.detail()),
+        opt(db.hint()),
+        None,
+    )
+}
+
+/// `RAISE SQLSTATE 'PGRST' USING message = '{code,message,details?,hint?}', detail =
+/// '{status,headers,status_text?}'`.
+fn raise_pgrst(db: &DbError) -> Response {
+    let msg: Option<Map<String, Value>> = serde_json::from_str(db.message()).ok();
+    let detail: Option<Map<String, Value>> = db.detail().and_then(|d| serde_json::from_str(d).ok());
+    let (Some(msg), Some(detail)) = (msg, detail) else {
+        return http::pgrst_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "PGRST121",
+            "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error",
+            Value::Null,
+            Value::Null,
+            None,
+        );
+    };
+    let status = detail
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::json!({
+        "code": msg.get("code").cloned().unwrap_or(Value::Null),
+        "message": msg.get("message").cloned().unwrap_or(Value::Null),
+        "details": msg.get("details").cloned().unwrap_or(Value::Null),
+        "hint": msg.get("hint").cloned().unwrap_or(Value::Null),
+    });
+    let mut r = http::json_response(status, &body);
+    if let Some(Value::Object(h)) = detail.get("headers") {
+        for (k, v) in h {
+            if let (Ok(name), Some(Ok(value))) = (
+                header::HeaderName::from_bytes(k.as_bytes()),
+                v.as_str().map(HeaderValue::from_str),
+            ) {
+                r.headers_mut().insert(name, value);
+            }
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(params: &[(&str, bool)]) -> Proc {
+        Proc {
+            name: "f".into(),
+            volatile: true,
+            set: false,
+            returns: Returns::Scalar,
+            params: params
+                .iter()
+                .map(|(n, r)| Param {
+                    name: (*n).into(),
+                    type_name: "text".into(),
+                    required: *r,
+                    variadic: false,
+                })
+                .collect(),
+        }
+    }
+
+    fn keys(k: &[&str]) -> BTreeSet<String> {
+        k.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn plan_hs_key_set_rules() {
+        let none = proc(&[]);
+        assert!(none.matches(&keys(&[])));
+        assert!(!none.matches(&keys(&["a"])));
+        let req = proc(&[("a", true), ("b", true)]);
+        assert!(req.matches(&keys(&["a", "b"])));
+        assert!(!req.matches(&keys(&["a"])));
+        assert!(!req.matches(&keys(&["a", "b", "c"])));
+        let opt = proc(&[("a", false), ("b", false)]);
+        assert!(opt.matches(&keys(&[])));
+        assert!(opt.matches(&keys(&["b"])));
+        assert!(!opt.matches(&keys(&["c"])));
+        let both = proc(&[("a", true), ("b", false)]);
+        assert!(both.matches(&keys(&["a"])));
+        assert!(both.matches(&keys(&["a", "b"])));
+        assert!(!both.matches(&keys(&["b"])));
+        assert!(!both.matches(&keys(&["a", "z"])));
+    }
+}

@@ -1,0 +1,93 @@
+// The ESM build in real Chromium (Debian's, driven by playwright-core): a page imports
+// @velocity/fs-sync through an import map, saves a file to fs-sync-dev and shows the new version;
+// the test reads the version from the page and from the database.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { join, normalize, extname } from 'node:path';
+import { chromium } from 'playwright-core';
+import { pkgDir, installedConsumer } from './helpers/pkg.mjs';
+import { startDevStack, admin, sql, newUser } from './helpers/devstack.mjs';
+
+const PAGE = `<!doctype html>
+<meta charset="utf-8">
+<title>fs-sync browser check</title>
+<script type="importmap">{ "imports": { "@velocity/fs-sync": "/pkg/dist/web/index.js" } }</script>
+<p>version: <output id="version">…</output></p>
+<p>error: <output id="error"></output></p>
+<script type="module">
+  import { FsSyncClient, contentHash } from '@velocity/fs-sync';
+  const q = new URLSearchParams(location.search);
+  const fs = new FsSyncClient({
+    supabaseUrl: q.get('url'), anonKey: q.get('anon'), projectId: q.get('project'), accessToken: q.get('token'),
+  });
+  try {
+    await fs.load();
+    const content = 'export const from = "chromium";\\n';
+    const head = await fs.save('src/FromBrowser.tsx', content);
+    if (head.contentHash !== contentHash(content)) throw new Error('hash mismatch');
+    document.getElementById('version').textContent = String(head.version);
+  } catch (e) {
+    document.getElementById('error').textContent = e.kind + ': ' + e.message;
+  }
+</script>`;
+
+const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.json': 'application/json' };
+
+let stack;
+let server;
+let browser;
+
+before(async () => {
+  installedConsumer(); // fails early with a clear message when wasm-pkg/dist is missing
+  stack = await startDevStack();
+  server = createServer(async (req, res) => {
+    const url = new URL(req.url, 'http://x');
+    if (url.pathname === '/') {
+      res.setHeader('content-type', 'text/html');
+      return res.end(PAGE);
+    }
+    const rel = normalize(url.pathname).replace(/^\/pkg\//, '');
+    if (!url.pathname.startsWith('/pkg/') || rel.startsWith('..')) { res.statusCode = 404; return res.end(); }
+    try {
+      const body = await readFile(join(pkgDir, rel));
+      res.setHeader('content-type', TYPES[extname(rel)] ?? 'application/octet-stream');
+      res.end(body);
+    } catch {
+      res.statusCode = 404;
+      res.end();
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  browser = await chromium.launch({
+    executablePath: execFileSync('which', ['chromium'], { encoding: 'utf8' }).trim(),
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+  const exit = await stack?.stop();
+  assert.equal(exit?.code, 0);
+});
+
+test('a page saves through the ESM build and shows the new version', async () => {
+  const info = stack.info;
+  const user = await newUser(info, 'browser@example.test');
+  const project = (await admin(info, 'projects', { owner_id: user.id, name: 'browser' })).id;
+  const page = await browser.newPage();
+  const logs = [];
+  page.on('console', (m) => logs.push(m.text()));
+  page.on('pageerror', (e) => logs.push(String(e)));
+  const q = new URLSearchParams({ url: info.api_url, anon: info.anon_key, project, token: user.token.current });
+  await page.goto(`http://127.0.0.1:${server.address().port}/?${q}`);
+  await page.waitForFunction(() => document.getElementById('version').textContent !== '…' || document.getElementById('error').textContent, null, { timeout: 30_000 });
+  assert.equal(await page.textContent('#error'), '', logs.join('\n'));
+  const shown = await page.textContent('#version');
+  const stored = sql(info, `select version from public.project_files where project_id = '${project}' and file_path = 'src/FromBrowser.tsx' and is_current_version`);
+  assert.equal(shown, '1');
+  assert.equal(stored, shown);
+});
