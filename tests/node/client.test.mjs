@@ -83,6 +83,45 @@ test('a no-op save sends no request', async () => {
   assert.equal(counter.requests, before + 1);
 });
 
+test('a reload never undoes a save that lands while it is in flight', async () => {
+  let release;
+  const held = new Promise((r) => { release = r; });
+  let holding = false;
+  const { fs, counter } = fsClient(owner, {
+    fetch: async (url, init) => {
+      counter.requests += 1;
+      const response = await fetch(url, init);
+      if (holding && url.endsWith('/get_project_snapshot')) await held; // the answer arrives late
+      return response;
+    },
+  });
+  await fs.load();
+  await fs.save('reload/a.ts', 'A');
+  holding = true;
+  const loading = fs.load(); // reads the snapshot now (a.ts v1), answers later
+  await until('the snapshot request', () => counter.requests >= 3);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal((await fs.save('reload/a.ts', 'B')).version, 2);
+  release();
+  await loading;
+  assert.equal(fs.head('reload/a.ts').version, 2, 'the late snapshot did not move the head back');
+  const before = counter.requests;
+  const reverted = await fs.save('reload/a.ts', 'A');
+  assert.equal(counter.requests, before + 1, 'reverting to older content is a real save');
+  assert.equal(reverted.version, 3);
+});
+
+test('an explicit file type is never short-circuited as a no-op', async () => {
+  const { fs, counter } = fsClient(owner);
+  await fs.load();
+  await fs.save('types/data.txt', '{}');
+  const before = counter.requests;
+  const head = await fs.save('types/data.txt', '{}', 'json');
+  assert.equal(counter.requests, before + 1, 'the server decides');
+  assert.equal(head.fileType, 'json');
+  assert.equal(head.version, 2);
+});
+
 test('two editors of one file: the stale one gets a conflict with the current version', async () => {
   const a = fsClient(owner).fs;
   const b = fsClient(owner).fs;
@@ -151,9 +190,14 @@ test('saveAll is one round trip, all or nothing', async () => {
   assert.equal(typeof result.seq, 'number');
   assert.equal(fs.head('bulk/gone.ts').deleted, true);
   assert.equal(fs.head('bulk/a.ts').version, 1);
-  await rejects(fs.saveAll([{ path: 'bulk/c.ts', content: 'c' }, { path: 'bulk/a.ts', content: 'stale', fileType: 'typescript' }, { path: 'x//y', content: 'bad' }]), 'invalid');
+  // Someone else creates a file this client has never seen: the bulk's expected_version 0 for it
+  // makes the server refuse the whole bulk after it wrote the entries before it.
+  await fsClient(owner).fs.save('bulk/theirs.ts', 'theirs');
+  await rejects(fs.saveAll([{ path: 'bulk/c.ts', content: 'c' }, { path: 'bulk/theirs.ts', content: 'mine' }]), 'conflict',
+    (e) => assert.equal(e.details.path, 'bulk/theirs.ts'));
   const rows = sql(info, `select count(*) from public.project_files where project_id = '${project}' and file_path = 'bulk/c.ts'`);
   assert.equal(rows, '0', 'nothing from the refused bulk');
+  assert.equal(fs.head('bulk/c.ts'), undefined);
 });
 
 test('applyEvent classifies realtime events; catchUp closes a gap', async () => {

@@ -54,12 +54,21 @@ test('the client rejects bad options with a typed error', () => {
 
 test('without WebAssembly (as on Hermes) the import fails with the cause', () => {
   const dir = installedConsumer();
-  for (const entry of ['@velocity/fs-sync/dist/native.js', '@velocity/fs-sync/dist/web/index.js']) {
-    writeFileSync(join(dir, 'no-wasm.mjs'), `import ${JSON.stringify(entry.replace('@velocity/fs-sync/', './node_modules/@velocity/fs-sync/'))};\n`);
-    const r = spawnSync(process.execPath, ['--no-expose-wasm', 'no-wasm.mjs'], { cwd: dir, encoding: 'utf8' });
+  const run = (entry, flags) => {
+    writeFileSync(join(dir, 'no-wasm.mjs'), `import ${JSON.stringify(entry)};\n`);
+    return spawnSync(process.execPath, [...flags, 'no-wasm.mjs'], { cwd: dir, encoding: 'utf8' });
+  };
+  // The browser build on an engine without WebAssembly, before any Wasm glue runs.
+  let r = run('./node_modules/@velocity/fs-sync/dist/web/index.js', ['--no-expose-wasm']);
+  assert.notEqual(r.status, 0, 'import must fail');
+  assert.match(r.stderr, /needs WebAssembly/);
+  assert.match(r.stderr, /Hermes/);
+  // The react-native entry refuses whatever the engine, without loading the Wasm.
+  for (const flags of [['--no-expose-wasm'], []]) {
+    r = run('./node_modules/@velocity/fs-sync/dist/native.js', flags);
     assert.notEqual(r.status, 0, 'import must fail');
     assert.match(r.stderr, /needs WebAssembly/);
-    assert.match(r.stderr, /Hermes/);
+    assert.match(r.stderr, /Expo web/);
   }
 });
 

@@ -23,6 +23,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 pub use error::{ClientError, ErrorKind};
+use retry::Retry;
 pub use retry::RetryPolicy;
 use rpc::{TokenSource, Transport};
 
@@ -182,6 +183,20 @@ struct Inner {
 struct State {
     heads: VersionTracker,
     order: Sequencer<Event>,
+    /// Loads in flight.
+    loads: u32,
+    /// While a load is in flight, every head that moved: replayed over the snapshot when it
+    /// arrives, so a save or event that lands during a reload is never undone by it.
+    journal: Vec<(String, u64, Option<String>)>,
+}
+
+impl State {
+    fn record(&mut self, path: &str, version: u64, hash: Option<&str>) {
+        if self.heads.record(path, version, hash) && self.loads > 0 {
+            self.journal
+                .push((path.to_owned(), version, hash.map(str::to_owned)));
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -358,6 +373,8 @@ impl FsSyncClient {
                 state: RefCell::new(State {
                     heads: VersionTracker::new(),
                     order: Sequencer::new(0),
+                    loads: 0,
+                    journal: Vec::new(),
                 }),
             }),
         })
@@ -380,15 +397,23 @@ impl FsSyncClient {
     pub fn load(&self) -> Promise {
         let inner = self.inner.clone();
         promise(async move {
+            inner.state.borrow_mut().loads += 1;
             let snap = inner
                 .call(
                     "get_project_snapshot",
                     json!({"project_uuid": inner.project_id, "include_content": false}),
                 )
-                .await?;
+                .await;
+            let mut state = inner.state.borrow_mut();
+            state.loads -= 1;
+            let journal = if state.loads == 0 {
+                std::mem::take(&mut state.journal)
+            } else {
+                state.journal.clone()
+            };
+            let snap = snap?;
             let as_of = snap["as_of_seq"].as_u64().unwrap_or(0);
             let files = snap["files"].as_array().cloned().unwrap_or_default();
-            let mut state = inner.state.borrow_mut();
             state.heads.clear();
             for f in &files {
                 if let (Some(path), Some(version)) =
@@ -399,7 +424,10 @@ impl FsSyncClient {
                         .record(path, version, f["content_hash"].as_str());
                 }
             }
-            state.order = Sequencer::new(as_of);
+            for (path, version, hash) in &journal {
+                state.heads.record(path, *version, hash.as_deref());
+            }
+            state.order.advance_to(as_of);
             Ok(to_js(&json!({"asOfSeq": as_of, "files": files.len()})))
         })
     }
@@ -420,7 +448,8 @@ impl FsSyncClient {
             let hash = fs_sync_core::content_hash(content.as_bytes());
             let expected = {
                 let state = inner.state.borrow();
-                if state.heads.is_noop(&path, &hash) {
+                // An explicit type may differ from the stored one: let the server decide.
+                if file_type.is_none() && state.heads.is_noop(&path, &hash) {
                     let head = state.heads.head(&path).expect("a no-op has a head");
                     return Ok(to_js(&HeadOut {
                         path: path.clone(),
@@ -447,11 +476,10 @@ impl FsSyncClient {
                 )
                 .await?;
             let head = HeadOut::from_server(&v)?;
-            inner.state.borrow_mut().heads.record(
-                &head.path,
-                head.version,
-                head.content_hash.as_deref(),
-            );
+            inner
+                .state
+                .borrow_mut()
+                .record(&head.path, head.version, head.content_hash.as_deref());
             Ok(to_js(&head))
         })
     }
@@ -473,7 +501,6 @@ impl FsSyncClient {
             inner
                 .state
                 .borrow_mut()
-                .heads
                 .record(&head.path, head.version, None);
             Ok(to_js(&head))
         })
@@ -488,7 +515,7 @@ impl FsSyncClient {
             fs_sync_core::validate_path(&to)?;
             let expected = inner.known_version(&from);
             let v = inner
-                .call(
+                .call_unrepeatable(
                     "rename_project_file",
                     json!({"project_uuid": inner.project_id, "p_from_path": from, "p_to_path": to,
                            "expected_version": expected}),
@@ -497,11 +524,9 @@ impl FsSyncClient {
             let head = HeadOut::from_server(&v)?;
             let mut state = inner.state.borrow_mut();
             if let Some(from_version) = head.from_version {
-                state.heads.record(&from, from_version, None);
+                state.record(&from, from_version, None);
             }
-            state
-                .heads
-                .record(&head.path, head.version, head.content_hash.as_deref());
+            state.record(&head.path, head.version, head.content_hash.as_deref());
             Ok(to_js(&head))
         })
     }
@@ -562,7 +587,7 @@ impl FsSyncClient {
                     } else {
                         f["content_hash"].as_str()
                     };
-                    state.heads.record(path, version, hash);
+                    state.record(path, version, hash);
                     out.push(json!({"path": path, "version": version, "contentHash": hash,
                                     "deleted": deleted, "noop": f["noop"].as_bool().unwrap_or(false)}));
                 }
@@ -686,7 +711,13 @@ impl FsSyncClient {
 
 impl Inner {
     async fn call(&self, name: &str, args: Value) -> Result<Value, ClientError> {
-        self.transport.call(name, &args).await
+        self.transport.call(name, &args, Retry::Transient).await
+    }
+
+    /// For a write that a lost response would make unsafe to repeat (a rename that committed
+    /// cannot be renamed again): only retried when the server refused it (429).
+    async fn call_unrepeatable(&self, name: &str, args: Value) -> Result<Value, ClientError> {
+        self.transport.call(name, &args, Retry::RefusedOnly).await
     }
 
     /// The version to check a delete or rename against: only when the client knows the path.
@@ -717,6 +748,16 @@ fn drain(state: &mut State) -> Result<Vec<String>, ClientError> {
             .heads
             .apply_event(&event)
             .map_err(|e| ClientError::local(ErrorKind::Invalid, e.to_string(), Value::Null))?;
+        if state.loads > 0 {
+            for path in &paths {
+                let head = state
+                    .heads
+                    .head(path)
+                    .expect("a path that just moved has a head");
+                let entry = (path.clone(), head.version, head.content_hash.clone());
+                state.journal.push(entry);
+            }
+        }
         changed.extend(paths);
     }
     Ok(changed)

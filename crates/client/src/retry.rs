@@ -2,6 +2,16 @@
 
 use crate::error::ClientError;
 
+/// Which failures a call may retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Network errors, 5xx and 429: for reads and idempotent writes (saves and deletes are: a
+    /// repeat of a committed one is a no-op).
+    Transient,
+    /// Only 429, which the server returns before writing anything.
+    RefusedOnly,
+}
+
 /// How often and how patiently to retry transient failures.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RetryPolicy {
@@ -27,7 +37,21 @@ impl RetryPolicy {
     /// How long to wait before attempt `attempt + 1` after `error` on attempt `attempt`
     /// (1-based), or `None` to give up. `unit` is a uniform random number in [0, 1).
     pub fn delay_ms(&self, attempt: u32, error: &ClientError, unit: f64) -> Option<u64> {
-        if attempt >= self.max_attempts || !error.is_transient() {
+        self.delay_ms_for(Retry::Transient, attempt, error, unit)
+    }
+
+    pub(crate) fn delay_ms_for(
+        &self,
+        retry: Retry,
+        attempt: u32,
+        error: &ClientError,
+        unit: f64,
+    ) -> Option<u64> {
+        let allowed = match retry {
+            Retry::Transient => error.is_transient(),
+            Retry::RefusedOnly => error.kind == crate::ErrorKind::RateLimited,
+        };
+        if attempt >= self.max_attempts || !allowed {
             return None;
         }
         let ceiling = self
@@ -85,6 +109,20 @@ mod tests {
         assert_eq!(
             p.delay_ms(1, &err(ErrorKind::Unauthorized, json!(null)), 0.5),
             None
+        );
+    }
+
+    #[test]
+    fn unrepeatable_writes_retry_only_refusals() {
+        let p = RetryPolicy::default();
+        let net = err(ErrorKind::Network, json!(null));
+        assert_eq!(p.delay_ms_for(Retry::RefusedOnly, 1, &net, 0.5), None);
+        let server = err(ErrorKind::Server, json!(null));
+        assert_eq!(p.delay_ms_for(Retry::RefusedOnly, 1, &server, 0.5), None);
+        let limited = err(ErrorKind::RateLimited, json!({"retry_after_ms": 30}));
+        assert_eq!(
+            p.delay_ms_for(Retry::RefusedOnly, 1, &limited, 0.0),
+            Some(30)
         );
     }
 }

@@ -6,7 +6,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use crate::error::{ClientError, ErrorKind};
-use crate::retry::RetryPolicy;
+use crate::retry::{Retry, RetryPolicy};
 
 /// Where the bearer token comes from.
 pub(crate) enum TokenSource {
@@ -29,14 +29,22 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    /// Calls `name` with named `args`, retrying network errors, 5xx and 429 per the policy.
-    pub(crate) async fn call(&self, name: &str, args: &Value) -> Result<Value, ClientError> {
+    /// Calls `name` with named `args`, retrying what `retry` allows per the policy.
+    pub(crate) async fn call(
+        &self,
+        name: &str,
+        args: &Value,
+        retry: Retry,
+    ) -> Result<Value, ClientError> {
         let body = args.to_string();
         let mut attempt = 1;
         loop {
             match self.attempt(name, &body).await {
                 Ok(v) => return Ok(v),
-                Err(e) => match self.retry.delay_ms(attempt, &e, js_sys::Math::random()) {
+                Err(e) => match self
+                    .retry
+                    .delay_ms_for(retry, attempt, &e, js_sys::Math::random())
+                {
                     Some(ms) => {
                         gloo_timers::future::TimeoutFuture::new(ms.min(u64::from(u32::MAX)) as u32)
                             .await;

@@ -81,6 +81,14 @@ pub enum ManifestError {
         /// The later entry, which sorts lower.
         after: String,
     },
+    /// A file's path is also a folder of another file (`src` and `src/a.ts`): no filesystem can hold both.
+    #[error("manifest lists {file:?} as a file and as a folder of {inside:?}")]
+    PathConflict {
+        /// The path listed as a file.
+        file: String,
+        /// A file inside it.
+        inside: String,
+    },
     /// A content hash is not 64 lowercase hex digits.
     #[error("manifest entry {path:?} has malformed content_hash {hash:?}")]
     BadHash {
@@ -122,7 +130,8 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// Checks the format, every path and hash, and that paths are sorted and unique.
+    /// Checks the format, every path and hash, that paths are sorted and unique, and that no file
+    /// is also a folder of another.
     pub fn validate(&self) -> Result<(), ManifestError> {
         if self.format != MANIFEST_FORMAT {
             return Err(ManifestError::Format(self.format.clone()));
@@ -149,6 +158,20 @@ impl Manifest {
                             after: entry.path.clone(),
                         })
                     }
+                }
+            }
+        }
+        // Sorting does not put "a" next to "a/b" ("a-b" sorts between), so look up every folder.
+        let files: std::collections::HashSet<&str> =
+            self.files.iter().map(|f| f.path.as_str()).collect();
+        for entry in &self.files {
+            for (i, _) in entry.path.match_indices('/') {
+                let folder = &entry.path[..i];
+                if files.contains(folder) {
+                    return Err(ManifestError::PathConflict {
+                        file: folder.to_owned(),
+                        inside: entry.path.clone(),
+                    });
                 }
             }
         }
@@ -234,6 +257,10 @@ mod tests {
         assert!(matches!(
             Manifest::from_json(json.as_bytes()),
             Err(ManifestError::Format(_))
+        ));
+        assert!(matches!(
+            Manifest::new("p", 1, vec![entry("a", "1"), entry("a-b", "2"), entry("a/b/c", "3")]),
+            Err(ManifestError::PathConflict { ref file, ref inside }) if file == "a" && inside == "a/b/c"
         ));
         let mut unsorted = m.clone();
         unsorted.files.reverse();

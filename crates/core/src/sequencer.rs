@@ -99,6 +99,15 @@ impl<T> Sequencer<T> {
         (first > self.last + 1).then(|| (self.last + 1, first - 1))
     }
 
+    /// Marks everything up to `seq` applied (a full reload reflects it), dropping what waited
+    /// at or below it. Never moves backwards.
+    pub fn advance_to(&mut self, seq: u64) {
+        if seq > self.last {
+            self.last = seq;
+            self.pending = self.pending.split_off(&(seq + 1));
+        }
+    }
+
     /// How many events wait for an earlier one.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
@@ -144,5 +153,18 @@ mod tests {
         assert_eq!(s.pop_ready(), Some('x'));
         assert_eq!(s.missing(), None);
         assert_eq!(s.offer(2, 'z'), Disposition::Duplicate);
+    }
+
+    #[test]
+    fn advance_to_skips_what_a_reload_covers() {
+        let mut s = Sequencer::new(2);
+        s.offer(4, 'd');
+        s.offer(6, 'f');
+        s.advance_to(4);
+        assert_eq!(s.last_applied(), 4);
+        assert_eq!(s.pending_len(), 1);
+        assert_eq!(s.missing(), Some((5, 5)));
+        s.advance_to(1);
+        assert_eq!(s.last_applied(), 4, "never backwards");
     }
 }

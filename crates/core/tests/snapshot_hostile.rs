@@ -352,3 +352,46 @@ fn truncated_archive_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn central_directory_disagreeing_with_local_headers_is_refused() {
+    // A name that differs between the local header and the central directory is how archives
+    // show one file to one reader and another to the next.
+    let mut zip = common::write_zip(&common::sample_tree(), 1);
+    let name = b"src/App.tsx";
+    let positions: Vec<usize> = zip
+        .windows(name.len())
+        .enumerate()
+        .filter(|(_, w)| w == name)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        positions.len(),
+        2,
+        "once in the local header, once in the central directory"
+    );
+    zip[positions[1] + 4] = b'B';
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mismatch.zip");
+    std::fs::write(&path, &zip).unwrap();
+    let f = with_target(dir, path);
+    let err = f.extract(&Limits::default());
+    assert!(matches!(err, SnapshotError::CentralMismatch(_)), "{err}");
+}
+
+#[test]
+fn file_that_is_also_a_folder_is_refused() {
+    let f = fixture(
+        serde_json::json!([{"name": "src", "data": "x"}, {"name": "src/a.ts", "data": "y"}]),
+        serde_json::json!([{"path": "src", "data": "x"}, {"path": "src/a.ts", "data": "y"}]),
+        false,
+    );
+    let err = f.extract(&Limits::default());
+    assert!(
+        matches!(
+            err,
+            SnapshotError::Manifest(fs_sync_core::ManifestError::PathConflict { .. })
+        ),
+        "{err}"
+    );
+}

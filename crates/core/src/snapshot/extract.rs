@@ -13,7 +13,9 @@ use crate::manifest::Manifest;
 /// Files are written under a fresh staging folder beside `target`; only when the whole archive has
 /// been verified is the staging folder renamed into place. On any error the staging folder is
 /// removed and `target` is left exactly as it was. Entry names have passed the path rules, so no
-/// entry can land outside the staging folder.
+/// entry can land outside the staging folder. Replacing an existing `target` takes two renames
+/// (old out, new in); std has no atomic exchange, so a crash between them leaves the old tree
+/// beside the target under a `.fs-sync-old-…` name.
 pub fn extract_snapshot<R: Read>(
     input: R,
     target: &Path,
@@ -46,7 +48,8 @@ pub fn extract_snapshot<R: Read>(
             let _ = fs::remove_dir_all(&staging);
             return Err(e.into());
         }
-        fs::remove_dir_all(&old)?;
+        // The new tree is in place; a leftover old tree is garbage, not a failed extraction.
+        let _ = fs::remove_dir_all(&old);
     } else {
         fs::rename(&staging, target)?;
     }
