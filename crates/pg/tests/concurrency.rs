@@ -302,10 +302,12 @@ async fn a_bulk_that_fails_midway_leaves_nothing() {
     .await
     .unwrap();
 
+    // Validation passes; the third entry's stale expected_version fails while writing, after
+    // the first two entries were written inside the transaction.
     let files = json!([
         {"file_path": "a.ts", "content": "a"},
         {"file_path": "b.ts", "content": "b"},
-        {"file_path": "c/../../escape.ts", "content": "evil"},
+        {"file_path": "keep.ts", "content": "changed", "expected_version": 7},
         {"file_path": "d.ts", "content": "d"},
     ]);
     let err = call(
@@ -316,8 +318,8 @@ async fn a_bulk_that_fails_midway_leaves_nothing() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.code, "PT422", "{err:?}");
-    assert!(err.message.contains("c/../../escape.ts"), "{}", err.message);
+    assert_eq!(err.code, "PT409", "{err:?}");
+    assert_eq!(err.detail["path"], "keep.ts");
 
     let state = db
         .admin()
