@@ -76,6 +76,26 @@ $$;
 revoke all on function fsync.member_project_ids() from public;
 grant execute on function fsync.member_project_ids() to authenticated, service_role;
 
+-- Projects whose files the signed-in user may change: owner (owner_id, or an
+-- owner member row) or editor; the same rule as fsync.project_role/authorize.
+-- SECURITY DEFINER: as fsync.member_project_ids (the storage.objects write
+-- policies call it). It only ever returns the caller's own projects.
+create function fsync.writable_project_ids()
+returns setof uuid
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  with me as (select (fsync.current_caller()).user_id as uid)
+  select p.id from public.projects p, me where p.owner_id = me.uid
+  union
+  select m.project_id from public.project_members m, me
+   where m.user_id = me.uid and m.role in ('owner', 'editor')
+$$;
+revoke all on function fsync.writable_project_ids() from public;
+grant execute on function fsync.writable_project_ids() to authenticated, service_role;
+
 -- 'owner' | 'editor' | 'viewer' | null. Runs inside definer functions only.
 create function fsync.project_role(p_project_id uuid, p_user_id uuid)
 returns text

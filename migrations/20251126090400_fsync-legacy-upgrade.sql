@@ -6,12 +6,28 @@
 --   * checksum is renamed to content_hash and recomputed as
 --     sha256(UTF-8 content); a legacy checksum that differs is kept in
 --     metadata.fsync_upgrade.legacy_checksum.
---   * versions are renumbered 1, 2, 3 … per (project_id, file_path) in
---     created_at order (ties: legacy version, then id), so they are gapless;
---     a changed legacy version is kept in metadata.fsync_upgrade.legacy_version,
---     a missing one is flagged version_filled.
---   * exactly one head per path: the latest version. A legacy flag that differed
---     is kept in metadata.fsync_upgrade.legacy_is_current_version.
+--   * versions are renumbered 1, 2, 3 … per (project_id, file_path) in history
+--     order: the legacy version (rows without one after the versioned rows),
+--     then created_at, then id. So they are gapless and, on an upgraded table,
+--     unchanged. A changed legacy version is kept in
+--     metadata.fsync_upgrade.legacy_version, a missing one is flagged
+--     version_filled.
+--   * the path's state is the legacy one: its legacy current row (the last
+--     of them in history order if several are flagged; a NULL flag counts only
+--     when no row is flagged true) stays what the path holds. No row is
+--     reordered or rewritten; instead:
+--       - the current row is the last in history order: it is the head;
+--       - it is an older row (the legacy app pointed the flag back at it): a
+--         copy of it is appended as the next version and becomes the head
+--         (metadata.fsync_upgrade {appended: "legacy_head", copy_of: <row id>});
+--       - every row is is_current_version = false (soft-deleted): a tombstone
+--         is appended as the next version, so the path stays deleted
+--         (metadata.fsync_upgrade {appended: "soft_delete"}).
+--     Appended rows get a new id and created_at = now(); a copy keeps the
+--     content, type, storage_path, author and metadata of its source row.
+--     Exactly one head per path, always the latest version. A legacy flag that
+--     differs from the result is kept in
+--     metadata.fsync_upgrade.legacy_is_current_version.
 --   * file_type NULL is inferred from the path (fsync.infer_file_type) and
 --     flagged file_type_inferred; content NULL becomes '' (flag content_was_null).
 --   * new columns: is_deleted (tombstones), size_bytes, storage_path (binaries
@@ -34,7 +50,9 @@
 -- ---------------------------------------------------------------------
 
 -- Upgrades <p_schema>.project_files in place and returns counts of what it did.
--- Idempotent: on an already-upgraded table it changes nothing.
+-- Idempotent: on an already-upgraded table (versions 1..n, the head the last)
+-- history order is version order, nothing is renumbered or appended, and it
+-- changes nothing.
 create function fsync.upgrade_legacy_project_files(p_schema text default 'public')
 returns jsonb
 language plpgsql
@@ -47,6 +65,7 @@ declare
   v_projects bigint;
   v_invalid bigint;
   v_stats jsonb;
+  v_appends jsonb;
 begin
   if v_table is null then
     raise exception 'table %.project_files does not exist', p_schema;
@@ -71,16 +90,28 @@ begin
                     add column if not exists size_bytes bigint not null default 0,
                     add column if not exists storage_path text', v_table);
 
+  -- history order: legacy version (NULLs after), created_at, id. The legacy head
+  -- (head_id): the last row flagged true, else the last flagged NULL, else none
+  -- (every row false: soft-deleted). It stays the head when it is the last row;
+  -- otherwise a version is appended (second statement below).
   execute format($sql$
     with ranked as (
       select f.*,
              row_number() over w as new_version,
-             count(*) over (partition by f.project_id, f.file_path) as path_versions
+             count(*) over (partition by f.project_id, f.file_path) as path_versions,
+             first_value(f.id) over h as head_id,
+             first_value(f.is_current_version is not false) over h as has_head
         from %1$s f
-      window w as (partition by f.project_id, f.file_path order by f.created_at, f.version nulls last, f.id)
+      window w as (partition by f.project_id, f.file_path order by f.version nulls last, f.created_at, f.id),
+             h as (partition by f.project_id, f.file_path
+                   order by case when f.is_current_version then 0 when f.is_current_version is null then 1 else 2 end,
+                            f.version desc nulls first, f.created_at desc, f.id desc)
     ), computed as (
-      select r.id, r.project_id, r.file_path, r.new_version,
-             r.new_version = r.path_versions as new_head,
+      select r.id, r.project_id, r.file_path, r.new_version, r.path_versions,
+             r.new_version = r.path_versions and r.has_head and r.head_id = r.id as new_head,
+             case when r.new_version = r.path_versions and not (r.has_head and r.head_id = r.id)
+                  then case when r.has_head then 'legacy_head' else 'soft_delete' end end as append_kind,
+             case when r.has_head then r.head_id end as append_source,
              nc.content as new_content, x.hash as new_hash, x.size as new_size,
              coalesce(r.file_type, fsync.infer_file_type(r.file_path)) as new_file_type,
              jsonb_strip_nulls(jsonb_build_object(
@@ -91,7 +122,9 @@ begin
                'legacy_version', case when r.version <> r.new_version then r.version end,
                'version_filled', case when r.version is null then true end,
                'legacy_is_current_version',
-                 case when r.is_current_version <> (r.new_version = r.path_versions) then r.is_current_version end,
+                 case when r.is_current_version
+                           <> (r.new_version = r.path_versions and r.has_head and r.head_id = r.id)
+                      then r.is_current_version end,
                'file_type_inferred', case when r.file_type is null then true end)) as notes
         from ranked r
         cross join lateral (
@@ -117,19 +150,44 @@ begin
                                 else jsonb_build_object('fsync_upgrade', c.notes) end
         from computed c
        where c.id = t.id
-      returning c.project_id, c.file_path, c.notes
+      returning c.project_id, c.file_path, c.notes, c.append_kind, c.append_source, c.path_versions, c.new_file_type
     )
     select jsonb_build_object(
-      'rows', count(*),
-      'paths', count(distinct (u.project_id, u.file_path)),
-      'hashes_mismatched', count(*) filter (where u.notes ? 'legacy_checksum'),
-      'contents_null', count(*) filter (where u.notes ? 'content_was_null'),
-      'versions_renumbered', count(*) filter (where u.notes ? 'legacy_version'),
-      'versions_filled', count(*) filter (where u.notes ? 'version_filled'),
-      'heads_changed', count(*) filter (where u.notes ? 'legacy_is_current_version'),
-      'file_types_inferred', count(*) filter (where u.notes ? 'file_type_inferred'))
+             'rows', count(*),
+             'paths', count(distinct (u.project_id, u.file_path)),
+             'hashes_mismatched', count(*) filter (where u.notes ? 'legacy_checksum'),
+             'contents_null', count(*) filter (where u.notes ? 'content_was_null'),
+             'versions_renumbered', count(*) filter (where u.notes ? 'legacy_version'),
+             'versions_filled', count(*) filter (where u.notes ? 'version_filled'),
+             'heads_changed', count(*) filter (where u.notes ? 'legacy_is_current_version'),
+             'file_types_inferred', count(*) filter (where u.notes ? 'file_type_inferred'),
+             'heads_appended', count(*) filter (where u.append_kind = 'legacy_head'),
+             'tombstones_appended', count(*) filter (where u.append_kind = 'soft_delete')),
+           coalesce(jsonb_agg(jsonb_build_object(
+                      'project_id', u.project_id, 'file_path', u.file_path, 'kind', u.append_kind,
+                      'source', u.append_source, 'version', u.path_versions + 1, 'file_type', u.new_file_type))
+                    filter (where u.append_kind is not null), '[]'::jsonb)
     from upd u
-  $sql$, v_table) into v_stats;
+  $sql$, v_table) into v_stats, v_appends;
+
+  -- The appended heads: a copy of the legacy current row, or a tombstone. The
+  -- source rows already hold their upgraded content_hash and size_bytes.
+  execute format($sql$
+    insert into %1$s (id, project_id, file_path, content, file_type, version, content_hash, created_at,
+                      updated_at, created_by, is_current_version, metadata, is_deleted, size_bytes, storage_path)
+    select gen_random_uuid(), a.project_id, a.file_path,
+           s.content, coalesce(s.file_type, a.file_type), a.version, s.content_hash, now(),
+           now(), s.created_by, true,
+           case when a.kind = 'legacy_head'
+                then (coalesce(s.metadata, '{}'::jsonb) - 'fsync_upgrade')
+                     || jsonb_build_object('fsync_upgrade', jsonb_build_object('appended', a.kind, 'copy_of', a.source))
+                else jsonb_build_object('fsync_upgrade', jsonb_build_object('appended', a.kind)) end,
+           coalesce(s.is_deleted, a.kind = 'soft_delete'),
+           coalesce(s.size_bytes, 0), s.storage_path
+      from jsonb_to_recordset($1) as a(project_id uuid, file_path text, kind text, source uuid, version integer,
+                                       file_type text)
+      left join %1$s s on a.kind = 'legacy_head' and s.id = a.source
+  $sql$, v_table) using v_appends;
 
   execute format($sql$
     insert into public.projects (id, owner_id, name)
@@ -194,6 +252,11 @@ begin
   -- Invariant 1: one head per path.
   execute format('create unique index if not exists project_files_one_head_idx
                     on %s (project_id, file_path) where is_current_version', v_table);
+  -- Live paths in byte order (collation "C", whatever the database's collation),
+  -- so that fsync.put_version finds the live files under a folder ("src/…")
+  -- with one range probe instead of scanning the project (path conflicts).
+  execute format('create index if not exists project_files_live_path_idx
+                    on %s (project_id, file_path collate "C") where is_current_version and not is_deleted', v_table);
 
   execute format('select count(*) from %s f where fsync.path_error(f.file_path) is not null', v_table)
     into v_invalid;

@@ -25,6 +25,24 @@
 --     save that already committed returns the head instead of PT409.
 --   * Deleting a path whose head is already a tombstone is a no-op (retry-safe);
 --     deleting a path that never existed is PT404.
+--   * A file and a folder cannot share a name (the project could not be written
+--     to disk). A write that makes a path live (create, re-create, binary,
+--     rename's destination, bulk entry) is refused with PT409, DETAIL {"path",
+--     "conflicting_path", "rule": "path_conflict"}, when a folder of the path
+--     is a live file ("src" for "src/a.ts") or live files exist under the path
+--     ("src/a.ts" for "src"). Tombstones do not conflict. Bulk entries apply in
+--     order, so a bulk may delete "src" and then create "src/a.ts", and a bulk
+--     holding both "a" and "a/b" fails whole. Saving a path that is already live
+--     adds no name and is not checked, so a conflict left by legacy data never
+--     blocks saving; resolve it by deleting or renaming one side.
+--   * delete and rename's source path need only a live head with exactly that
+--     path; they do not apply the path rules, so a legacy path that breaks them
+--     can still be renamed to a valid path or deleted. Every path written (the
+--     rename destination included) is validated.
+--   * Binaries live in the private bucket project-assets: storage_path is
+--     exactly 'project-assets/<project_id>/<path>', <path> obeying the path
+--     rules, else PT422 rule storage_path. fs-sync-edge fetches these objects
+--     with the service role, so a project can only name its own objects.
 --   * Renaming keeps content, hash, size and storage_path; file_type is
 --     re-inferred from the new path (binaries keep theirs). One file:rename event
 --     carries from_path and from_version (the tombstone written at from_path).
@@ -94,17 +112,45 @@ end
 $$;
 revoke all on function fsync.check_text_size(text, bigint) from public;
 
-create function fsync.check_binary_args(p_storage_path text, p_content_hash text, p_size_bytes bigint)
+-- A path as messages show it: unvalidated paths (delete, rename's source) may
+-- hold control characters or be long; no raw control character reaches a log
+-- or UI and at most 200 characters are shown. Valid paths are shown unchanged.
+create function fsync.display_path(p_path text)
+returns text
+language sql
+immutable
+parallel safe
+set search_path = ''
+as $$
+  select case when char_length(q.p) > 200 then left(q.p, 200) || '…' else q.p end
+    from (select regexp_replace(coalesce(display_path.p_path, ''), '[\u0001-\u001f\u007f-\u009f]', '?', 'g') as p) q
+$$;
+revoke all on function fsync.display_path(text) from public;
+
+-- Binaries are objects of the private bucket project-assets under the project's
+-- folder: storage_path = 'project-assets/<project_id>/<path>', <path> obeying the
+-- path rules (so no "..", no empty segment, no control character).
+create function fsync.check_binary_args(p_project_id uuid, p_storage_path text, p_content_hash text, p_size_bytes bigint)
 returns void
 language plpgsql
 immutable
 set search_path = ''
 as $$
+declare
+  v_prefix text := 'project-assets/' || p_project_id::text || '/';
+  v_check record;
 begin
-  if p_storage_path is null or octet_length(p_storage_path) not between 1 and 1024
-     or p_storage_path ~ '[\u0001-\u001f\u007f-\u009f]' then
-    perform fsync.raise_error('PT422', 'invalid storage_path: use 1 to 1024 bytes without control characters',
-                              jsonb_build_object('rule', 'storage_path'));
+  if p_storage_path is null or left(p_storage_path, char_length(v_prefix)) <> v_prefix then
+    perform fsync.raise_error('PT422',
+      format('invalid storage_path: upload binaries to the project-assets bucket under the project''s folder: '
+             'the storage_path must start with "%s"', v_prefix),
+      jsonb_build_object('rule', 'storage_path', 'expected_prefix', v_prefix));
+  end if;
+  v_check := fsync.check_path(substr(p_storage_path, char_length(v_prefix) + 1));
+  if v_check.rule is not null then
+    perform fsync.raise_error('PT422',
+      format('invalid storage_path: the object path after "%s" breaks the path rules (%s)', v_prefix, v_check.rule),
+      jsonb_build_object('rule', 'storage_path', 'expected_prefix', v_prefix, 'path_rule', v_check.rule));
   end if;
   if p_content_hash is null or p_content_hash !~ '^[0-9a-f]{64}$' then
     perform fsync.raise_error('PT422', 'invalid content_hash: use the lowercase hex SHA-256 of the object (64 characters)',
@@ -116,7 +162,7 @@ begin
   end if;
 end
 $$;
-revoke all on function fsync.check_binary_args(text, text, bigint) from public;
+revoke all on function fsync.check_binary_args(uuid, text, text, bigint) from public;
 
 -- The one place a version row is written. Caller holds the project lock.
 -- Returns the new head, or the unchanged head with noop = true.
@@ -140,6 +186,10 @@ declare
   v_head public.project_files;
   v_exists boolean;
   v_live boolean;
+  v_conflict text;
+  v_parts text[];
+  v_i integer;
+  v_folder_deleted boolean;
 begin
   select * into v_head
     from public.project_files f
@@ -149,7 +199,7 @@ begin
 
   if p_delete then
     if not v_exists then
-      perform fsync.raise_error('PT404', format('file "%s" not found', p_path), jsonb_build_object('path', p_path));
+      perform fsync.raise_error('PT404', format('file "%s" not found', fsync.display_path(p_path)), jsonb_build_object('path', p_path));
     end if;
     if not v_live then
       file := v_head;
@@ -169,7 +219,7 @@ begin
      and ((p_expected_version = 0 and v_live)
           or (p_expected_version <> 0 and p_expected_version is distinct from v_head.version)) then
     perform fsync.raise_error('PT409',
-      format('version conflict on "%s": expected %s, but %s', p_path,
+      format('version conflict on "%s": expected %s, but %s', fsync.display_path(p_path),
              case when p_expected_version = 0 then 'no file' else 'version ' || p_expected_version end,
              case when not v_exists then 'the file does not exist'
                   when not v_live then format('it was deleted at version %s', v_head.version)
@@ -178,6 +228,53 @@ begin
                          'expected_version', p_expected_version,
                          'current_version', coalesce(v_head.version, 0),
                          'current_hash', v_head.content_hash));
+  end if;
+
+  -- A file and a folder cannot share a name (see the header). Only a write that
+  -- makes the path live can create a conflict. Both probes are index lookups,
+  -- whatever the project's size and even before the table has statistics:
+  --   * each folder of the path ("a", then "a/b" for "a/b/c"): the head lookup
+  --     above, by equality on project_files_one_head_idx (is_deleted is tested
+  --     outside the query so that no other partial index qualifies);
+  --   * the live files under the path: the byte range [path || '/', path || '0')
+  --     of project_files_live_path_idx, which holds the live heads in collation
+  --     "C" whatever the database's collation. The range is exact: '0' is the
+  --     byte after '/', so a stored path q is in it iff starts_with(q, path || '/')
+  --     (never LIKE: paths may contain % and _). No starts_with() recheck in the
+  --     query: with it the plan cache keeps replanning the statement on every call.
+  if not p_delete and not v_live then
+    v_parts := string_to_array(p_path, '/');
+    for v_i in 1 .. cardinality(v_parts) - 1 loop
+      select f.is_deleted into v_folder_deleted
+        from public.project_files f
+       where f.project_id = p_project_id
+         and f.file_path = array_to_string(v_parts[1:v_i], '/')
+         and f.is_current_version;
+      if found and not v_folder_deleted then
+        v_conflict := array_to_string(v_parts[1:v_i], '/');
+        exit;
+      end if;
+    end loop;
+    if v_conflict is not null then
+      perform fsync.raise_error('PT409',
+        format('path conflict: cannot create "%s" because "%s" is a file; a file and a folder cannot have the same name',
+               fsync.display_path(p_path), fsync.display_path(v_conflict)),
+        jsonb_build_object('path', p_path, 'conflicting_path', v_conflict, 'rule', 'path_conflict'));
+    end if;
+    select f.file_path into v_conflict
+      from public.project_files f
+     where f.project_id = p_project_id
+       and f.is_current_version and not f.is_deleted
+       and f.file_path collate "C" >= p_path || '/'
+       and f.file_path collate "C" < p_path || '0'
+     order by f.file_path collate "C"
+     limit 1;
+    if v_conflict is not null then
+      perform fsync.raise_error('PT409',
+        format('path conflict: cannot create "%s" because it is a folder ("%s" exists); a file and a folder cannot have the same name',
+               fsync.display_path(p_path), fsync.display_path(v_conflict)),
+        jsonb_build_object('path', p_path, 'conflicting_path', v_conflict, 'rule', 'path_conflict'));
+    end if;
   end if;
 
   if v_exists then
@@ -331,7 +428,7 @@ declare
 begin
   perform fsync.validate_path(p_file_path);
   perform fsync.check_write_args(p_file_type, p_expected_version);
-  perform fsync.check_binary_args(p_storage_path, p_content_hash, p_size_bytes);
+  perform fsync.check_binary_args(p_project_id, p_storage_path, p_content_hash, p_size_bytes);
   perform fsync.consume_rate_limit(v_caller, p_project_id);
   perform fsync.lock_project(p_project_id);
 
@@ -361,7 +458,7 @@ as $$
                                     register_binary_file.expected_version)
 $$;
 comment on function public.register_binary_file(uuid, text, text, text, bigint, text, integer) is
-  'Records a binary already uploaded to Storage as a new version (content NULL, storage_path set). Owner/editor.';
+  'Records a binary already uploaded to Storage at project-assets/<project_id>/<path> as a new version (content NULL, storage_path set). Owner/editor.';
 revoke all on function public.register_binary_file(uuid, text, text, text, bigint, text, integer) from public, anon;
 grant execute on function public.register_binary_file(uuid, text, text, text, bigint, text, integer) to authenticated, service_role;
 
@@ -377,7 +474,8 @@ declare
   v_res record;
   v_seq bigint;
 begin
-  perform fsync.validate_path(p_file_path);
+  -- No path rules here: deleting needs only a head with exactly this path, so a
+  -- legacy path that breaks the rules can still be deleted.
   perform fsync.check_write_args(null, p_expected_version);
   perform fsync.consume_rate_limit(v_caller, p_project_id);
   perform fsync.lock_project(p_project_id);
@@ -427,7 +525,8 @@ declare
   v_new record;
   v_seq bigint;
 begin
-  perform fsync.validate_path(p_from_path);
+  -- The source needs only a live head with exactly this path (no path rules, so a
+  -- legacy path that breaks them can be renamed to a valid one); the target is validated.
   perform fsync.validate_path(p_to_path);
   perform fsync.check_write_args(null, p_expected_version);
   if p_from_path = p_to_path then
@@ -440,7 +539,7 @@ begin
   select * into v_from from public.project_files f
    where f.project_id = p_project_id and f.file_path = p_from_path and f.is_current_version;
   if not found or v_from.is_deleted then
-    perform fsync.raise_error('PT404', format('file "%s" not found', p_from_path),
+    perform fsync.raise_error('PT404', format('file "%s" not found', fsync.display_path(p_from_path)),
                               jsonb_build_object('path', p_from_path));
   end if;
   select * into v_to from public.project_files f
@@ -448,7 +547,7 @@ begin
   if found and not v_to.is_deleted then
     perform fsync.raise_error('PT409',
       format('cannot rename "%s" to "%s": "%s" already exists at version %s',
-             p_from_path, p_to_path, p_to_path, v_to.version),
+             fsync.display_path(p_from_path), p_to_path, p_to_path, v_to.version),
       jsonb_build_object('path', p_to_path, 'expected_version', 0,
                          'current_version', v_to.version, 'current_hash', v_to.content_hash));
   end if;
@@ -493,6 +592,8 @@ grant execute on function public.rename_project_file(uuid, text, text, integer) 
 -- files: [{file_path, content, file_type?, expected_version?, delete?}
 --         | {file_path, storage_path, content_hash, size_bytes, file_type?, expected_version?}]
 -- All or nothing; one bulk:apply event listing the changed files (no contents).
+-- Entries are validated first (pass 1), then applied in order (pass 2): the
+-- version and path-conflict checks of entry n see entries 1..n-1.
 create function fsync.bulk_upsert_project_files(p_project_id uuid, p_files jsonb)
 returns jsonb
 language plpgsql
@@ -593,7 +694,7 @@ begin
         perform fsync.raise_error('PT422', format('files[%s]: size_bytes must be a number', v_index),
                                   jsonb_build_object('rule', 'size_bytes', 'index', v_index, 'path', v_path));
       end if;
-      perform fsync.check_binary_args(v_entry ->> 'storage_path', v_entry ->> 'content_hash',
+      perform fsync.check_binary_args(p_project_id, v_entry ->> 'storage_path', v_entry ->> 'content_hash',
                                       (v_entry ->> 'size_bytes')::numeric::bigint);
       v_hashes := v_hashes || (v_entry ->> 'content_hash');
       v_sizes := v_sizes || (v_entry ->> 'size_bytes')::numeric::bigint;

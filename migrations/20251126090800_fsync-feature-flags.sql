@@ -1,7 +1,13 @@
 -- =====================================================================
 -- fsync-feature-flags: rollout switches for the fs-sync client paths.
 --
--- is_feature_enabled(flag_key, user_id), in this order:
+-- Clients never read the table (target_user_ids names users); they ask the
+-- RPCs, which answer for the caller only. The service role (fs-sync-edge, admin
+-- tools) may read and change flags and evaluate them for any user.
+--
+-- is_feature_enabled(flag_key, user_id) — user_id is honoured for the service
+-- role only; for a signed-in user it is always the caller (auth.uid()) —
+-- in this order:
 --   unknown or disabled flag                     → false
 --   user_id in target_user_ids                   → true
 --   environments non-empty and the current
@@ -60,23 +66,22 @@ revoke all on function fsync.flag_bucket(text, uuid) from public;
 -- RLS
 -- ---------------------------------------------------------------------
 
+-- RLS on, no policy: only the service role (BYPASSRLS) and the database owner
+-- read or change flags.
 alter table public.feature_flags enable row level security;
 
-create policy "signed-in users can read flags" on public.feature_flags
-  for select to authenticated
-  using (true);
-
--- Only the service role (and the database owner) changes flags.
 revoke all on public.feature_flags from anon, authenticated, service_role;
-grant select on public.feature_flags to authenticated;
 grant select, insert, update, delete on public.feature_flags to service_role;
 
 -- ---------------------------------------------------------------------
 -- Public API
 -- ---------------------------------------------------------------------
 
--- SECURITY DEFINER: reads the environment from fsync.settings, which no API role
--- may read. Reveals only a boolean.
+-- SECURITY DEFINER: reads feature_flags and the environment from fsync.settings,
+-- which no client role may read. Reveals only a boolean, and only about the
+-- caller: p_user_id counts for the service role (and direct privileged
+-- connections); anyone else is evaluated as themselves (auth.uid(), parsed
+-- without throwing by fsync.current_caller).
 create function fsync.is_feature_enabled(p_flag_key text, p_user_id uuid)
 returns boolean
 language plpgsql
@@ -87,7 +92,11 @@ as $$
 declare
   v_flag public.feature_flags;
   v_environment text := fsync.setting('environment') #>> '{}';
+  v_caller fsync.caller := fsync.current_caller();
 begin
+  if v_caller.kind <> 'service' then
+    p_user_id := v_caller.user_id;
+  end if;
   select * into v_flag from public.feature_flags f where f.flag_key = p_flag_key;
   if not found or not v_flag.enabled then
     return false;
@@ -120,7 +129,7 @@ as $$
   select fsync.is_feature_enabled(is_feature_enabled.flag_key, is_feature_enabled.user_id)
 $$;
 comment on function public.is_feature_enabled(text, uuid) is
-  'Whether a flag is on for a user (default: the caller): enabled, then targeting, environment, stable percentage bucket.';
+  'Whether a flag is on for the caller: enabled, then targeting, environment, stable percentage bucket. user_id is honoured for the service role only.';
 revoke all on function public.is_feature_enabled(text, uuid) from public, anon;
 grant execute on function public.is_feature_enabled(text, uuid) to authenticated, service_role;
 

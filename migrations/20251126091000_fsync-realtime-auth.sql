@@ -10,6 +10,9 @@
 -- No INSERT policy: clients cannot broadcast or track presence on project
 -- topics. Only the write RPCs put messages there (SECURITY DEFINER, see
 -- fsync.append_event).
+-- Each policy also requires the row's topic to be the channel's topic
+-- (realtime.topic()): the checks on realtime.topic() alone would let a member of
+-- p1 whose channel is project:<p1> read the rows of every other topic.
 -- Separate policies per role, so a container token (whose sub is a session
 -- id, not a user uuid) never evaluates auth.uid().
 -- =====================================================================
@@ -18,6 +21,7 @@ create policy "fsync: members receive project events" on realtime.messages
   for select to authenticated
   using (
     extension in ('broadcast', 'presence')
+    and topic = (select realtime.topic())
     and (select realtime.topic()) like 'project:%'
     and (select realtime.topic()) in (select 'project:' || m::text from fsync.member_project_ids() as m)
   );
@@ -26,6 +30,7 @@ create policy "fsync: containers receive their project's events" on realtime.mes
   for select to fsync_container
   using (
     extension in ('broadcast', 'presence')
+    and topic = (select realtime.topic())
     and (select realtime.topic()) = 'project:' || ((select auth.jwt()) ->> 'project_id')
     and 'fsync:read' = any (string_to_array(coalesce((select auth.jwt()) ->> 'scope', ''), ' '))
   );

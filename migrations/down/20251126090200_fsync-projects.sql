@@ -9,4 +9,5 @@ drop table if exists public.project_members;
 drop table if exists public.projects;
 drop function if exists fsync.authorize(uuid, boolean);
 drop function if exists fsync.project_role(uuid, uuid);
+drop function if exists fsync.writable_project_ids();
 drop function if exists fsync.member_project_ids();

@@ -1,13 +1,14 @@
 -- Reverses the schema changes of 20251126090400_fsync-legacy-upgrade.sql,
 -- back to the seed's 12-column shape. Data changes are NOT undone (renumbered
--- versions, heads, filled types, metadata.fsync_upgrade notes, "Imported
--- project" rows); dropping is_deleted turns tombstones into rows with NULL
--- content. For development databases.
+-- versions, heads, appended head copies and tombstones, filled types,
+-- metadata.fsync_upgrade notes, "Imported project" rows); dropping is_deleted
+-- turns tombstones into rows with NULL content. For development databases.
 drop view if exists public.project_files_current;
 drop policy if exists "members can read project files" on public.project_files;
 alter table public.project_files disable row level security;
 grant all on public.project_files to anon, authenticated, service_role;
 
+drop index if exists public.project_files_live_path_idx;
 drop index if exists public.project_files_one_head_idx;
 drop index if exists public.project_files_path_version_key;
 alter table public.project_files

@@ -23,7 +23,8 @@ drop function if exists fsync.file_result(public.project_files, bigint, boolean)
 drop function if exists fsync.inline_content(public.project_files);
 drop function if exists fsync.file_payload(public.project_files);
 drop function if exists fsync.put_version(uuid, text, boolean, text, text, text, bigint, text, integer, uuid);
-drop function if exists fsync.check_binary_args(text, text, bigint);
+drop function if exists fsync.check_binary_args(uuid, text, text, bigint);
+drop function if exists fsync.display_path(text);
 drop function if exists fsync.check_text_size(text, bigint);
 drop function if exists fsync.check_write_args(text, integer);
 drop function if exists fsync.lock_project(uuid);

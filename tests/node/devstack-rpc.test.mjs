@@ -113,9 +113,15 @@ test('file RPCs: writes, reads, the change log and their errors', async () => {
   r = await db.rpc('bulk_upsert_project_files', { project_uuid: project, files: [{ file_path: 'a.md', content: 'x' }, { file_path: 'a.md', content: 'y' }] });
   assert.equal(assertError(r, 'PT422', 422).rule, 'duplicate_path');
 
-  // register_binary_file.
+  // register_binary_file: the object lives at project-assets/<project>/<path>; any other
+  // storage_path is refused (fs-sync-edge reads it with the service role).
   r = await db.rpc('register_binary_file', {
     project_uuid: project, p_file_path: 'logo.png', p_storage_path: `${project}/logo.png`,
+    p_content_hash: 'a'.repeat(64), p_size_bytes: 1234,
+  });
+  assert.equal(assertError(r, 'PT422', 422).rule, 'storage_path');
+  r = await db.rpc('register_binary_file', {
+    project_uuid: project, p_file_path: 'logo.png', p_storage_path: `project-assets/${project}/logo.png`,
     p_content_hash: 'a'.repeat(64), p_size_bytes: 1234,
   });
   assert.equal(r.error, null, JSON.stringify(r.error));

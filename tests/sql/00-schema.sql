@@ -2,7 +2,7 @@
 -- may execute what. These tests are the security checklist of issue 3.
 begin;
 create extension if not exists pgtap;
-select plan(41);
+select plan(44);
 
 -- Tables and views --------------------------------------------------------
 select has_schema('fsync', 'private schema fsync exists');
@@ -45,6 +45,11 @@ select is(
   'one-head index is on (project_id, file_path)');
 select index_is_unique('public', 'project_files', 'project_files_path_version_key',
                        'versions are unique per (project_id, file_path, version)');
+select is(
+  (select pg_get_indexdef(i.indexrelid) from pg_index i
+    where i.indexrelid = 'public.project_files_live_path_idx'::regclass),
+  'CREATE INDEX project_files_live_path_idx ON public.project_files USING btree (project_id, file_path COLLATE "C") WHERE (is_current_version AND (NOT is_deleted))',
+  'live paths are indexed in byte order (collation "C"), for the file/folder conflict probe');
 select has_index('public', 'project_members', 'project_members_user_id_idx', 'project_members.user_id is indexed');
 
 -- RLS everywhere, invoker views ----------------------------------------------
@@ -77,6 +82,11 @@ select is_empty($$
    where t.table_schema = 'fsync' and t.grantee in ('PUBLIC', 'anon', 'authenticated', 'service_role', 'fsync_container')
 $$, 'no API role has any privilege on fsync tables');
 select is_empty($$
+  select t.grantee, t.privilege_type from information_schema.role_table_grants t
+   where t.table_schema = 'public' and t.table_name = 'feature_flags' and t.grantee <> 'service_role'
+     and t.grantee <> (select tableowner from pg_tables where schemaname = 'public' and tablename = 'feature_flags')
+$$, 'only the service role may read feature_flags (target_user_ids names users)');
+select is_empty($$
   select p.schemaname, p.tablename, p.policyname from pg_policies p
    where (coalesce(p.qual, '') ~ 'auth\.(uid|jwt|role)\(\)' and coalesce(p.qual, '') !~ 'SELECT auth\.(uid|jwt|role)\(\)')
       or (coalesce(p.with_check, '') ~ 'auth\.(uid|jwt|role)\(\)' and coalesce(p.with_check, '') !~ 'SELECT auth\.(uid|jwt|role)\(\)')
@@ -98,16 +108,21 @@ select bag_eq($$select signature from fs_public_functions$$, array[
   'delete_project_file(uuid,text,integer)', 'rename_project_file(uuid,text,text,integer)',
   'bulk_upsert_project_files(uuid,jsonb)', 'list_current_files(uuid)', 'get_project_snapshot(uuid,boolean)',
   'get_project_files(uuid,text[],integer[])', 'list_project_events(uuid,bigint,integer)',
-  'get_project_sync_state(uuid)', 'is_feature_enabled(text,uuid)', 'get_enabled_features()'],
+  'get_project_sync_state(uuid)', 'is_feature_enabled(text,uuid)', 'get_enabled_features()',
+  'is_feature_enabled_for_project(text,uuid)'],
   'public API is exactly the fs-sync RPCs');
 select is_empty($$select signature from fs_public_functions where has_function_privilege('anon', oid, 'execute')$$,
                 'anon can execute no public fs-sync function');
 select is_empty($$select signature from fs_public_functions where prosecdef$$,
                 'no SECURITY DEFINER function in the exposed schema (wrappers are invoker)');
 select is_empty($$select signature from fs_public_functions
-                   where not has_function_privilege('authenticated', oid, 'execute')
-                      or not has_function_privilege('service_role', oid, 'execute')$$,
-                'authenticated and service_role can execute every public fs-sync function');
+                   where signature <> 'is_feature_enabled_for_project(text,uuid)'
+                     and (not has_function_privilege('authenticated', oid, 'execute')
+                          or not has_function_privilege('service_role', oid, 'execute'))$$,
+                'authenticated and service_role can execute every client-facing public fs-sync function');
+select bag_eq($$select signature from fs_public_functions where not has_function_privilege('authenticated', oid, 'execute')$$,
+  array['is_feature_enabled_for_project(text,uuid)'],
+  'only the server-side flag lookup is kept from authenticated');
 select bag_eq($$select signature from fs_public_functions where has_function_privilege('fsync_container', oid, 'execute')$$,
   array['list_current_files(uuid)', 'get_project_snapshot(uuid,boolean)', 'get_project_files(uuid,text[],integer[])',
         'list_project_events(uuid,bigint,integer)', 'get_project_sync_state(uuid)'],
@@ -126,13 +141,14 @@ select bag_eq($$
   select p.oid::regprocedure::text from pg_proc p
    where p.pronamespace = 'fsync'::regnamespace and p.prosecdef
 $$, array[
-  'fsync.member_project_ids()', 'fsync.create_project(text,uuid)', 'fsync.set_project_member(uuid,uuid,text)',
+  'fsync.member_project_ids()', 'fsync.writable_project_ids()', 'fsync.create_project(text,uuid)', 'fsync.set_project_member(uuid,uuid,text)',
   'fsync.remove_project_member(uuid,uuid)', 'fsync.upsert_project_file(uuid,text,text,text,integer)',
   'fsync.register_binary_file(uuid,text,text,text,bigint,text,integer)', 'fsync.delete_project_file(uuid,text,integer)',
   'fsync.rename_project_file(uuid,text,text,integer)', 'fsync.bulk_upsert_project_files(uuid,jsonb)',
   'fsync.list_current_files(uuid)', 'fsync.get_project_snapshot(uuid,boolean)',
   'fsync.get_project_files(uuid,text[],integer[])', 'fsync.list_project_events(uuid,bigint,integer)',
-  'fsync.get_project_sync_state(uuid)', 'fsync.is_feature_enabled(text,uuid)', 'fsync.get_enabled_features()'],
+  'fsync.get_project_sync_state(uuid)', 'fsync.is_feature_enabled(text,uuid)', 'fsync.get_enabled_features()',
+  'fsync.is_feature_enabled_for_project(text,uuid)'],
   'SECURITY DEFINER is used exactly where documented');
 
 -- Roles -------------------------------------------------------------------

@@ -2,7 +2,7 @@
 -- validation and limits, the change log and the realtime message of each write.
 begin;
 create extension if not exists pgtap;
-select plan(46);
+select plan(54);
 
 select tests.create_supabase_user('alice');
 select tests.authenticate_as('alice');
@@ -144,27 +144,62 @@ select ok((select not (payload ? 'content') from realtime.messages where payload
           'omitted content is not in the payload');
 
 -- Binaries ------------------------------------------------------------------------------
+-- storage_path is exactly 'project-assets/<project_id>/<path>' (<path> obeying the path rules):
+-- fs-sync-edge reads it with the service role, so a project must not name anything else.
+select tests.create_supabase_user('mallory');
+select tests.authenticate_as('mallory');
+select tests.remember('p2', public.create_project('p2'));
 select tests.authenticate_as('alice');
-select is(public.register_binary_file(tests.recall('p1'), 'img/logo.png', tests.recall('p1') || '/blobs/ab12', repeat('ab', 32), 2048)
+select set_config('tests.asset', 'project-assets/' || tests.recall('p1') || '/blobs/ab12', true);
+select is(public.register_binary_file(tests.recall('p1'), 'img/logo.png', current_setting('tests.asset'), repeat('ab', 32), 2048)
             - 'project_id' - 'seq',
           jsonb_build_object('file_path', 'img/logo.png', 'version', 1, 'content_hash', repeat('ab', 32), 'size_bytes', 2048,
-                             'file_type', 'binary', 'storage_path', tests.recall('p1') || '/blobs/ab12',
+                             'file_type', 'binary', 'storage_path', current_setting('tests.asset'),
                              'is_deleted', false, 'noop', false),
           'register_binary_file records a binary version');
-select is(public.register_binary_file(tests.recall('p1'), 'img/logo.png', tests.recall('p1') || '/blobs/ab12', repeat('ab', 32), 2048)
+select is(public.register_binary_file(tests.recall('p1'), 'img/logo.png', current_setting('tests.asset'), repeat('ab', 32), 2048)
             ->> 'noop', 'true', 'registering the same object again is a no-op');
-select throws_ok(format($$select public.register_binary_file(%L, 'img/x.png', 'p/x', 'ABC', 1)$$, tests.recall('p1')),
+select throws_ok(format($$select public.register_binary_file(%1$L, 'img/x.png', 'project-assets/%1$s/x', 'ABC', 1)$$, tests.recall('p1')),
   'PT422', 'invalid content_hash: use the lowercase hex SHA-256 of the object (64 characters)', 'bad content_hash → PT422');
 select throws_ok(format($$select public.register_binary_file(%L, 'img/x.png', '', repeat('ab', 32), 1)$$, tests.recall('p1')),
-  'PT422', 'invalid storage_path: use 1 to 1024 bytes without control characters', 'empty storage_path → PT422');
+  'PT422', format('invalid storage_path: upload binaries to the project-assets bucket under the project''s folder: '
+                  'the storage_path must start with "project-assets/%s/"', tests.recall('p1')), 'empty storage_path → PT422');
+select is((tests.error_of(format($$select public.register_binary_file(%1$L, 'img/x.png', '%1$s/logo.png', repeat('ab', 32), 1)$$,
+                                 tests.recall('p1'))) ->> 'detail')::jsonb,
+          jsonb_build_object('rule', 'storage_path', 'expected_prefix', 'project-assets/' || tests.recall('p1') || '/'),
+          'the old "<project>/<path>" form (no bucket) → PT422 storage_path, DETAIL names the expected prefix');
+select is(tests.error_of(format($$select public.register_binary_file(%L, 'img/x.png', 'project-snapshots/%s/snap.zip', repeat('ab', 32), 1)$$,
+                                tests.recall('p1'), tests.recall('p1'))) ->> 'code',
+          'PT422', 'another bucket (even under the project''s folder) → PT422');
+select is(tests.error_of(format($$select public.register_binary_file(%L, 'img/x.png', 'project-assets/%s/secret.png', repeat('ab', 32), 1)$$,
+                                tests.recall('p1'), tests.recall('p2'))) ->> 'code',
+          'PT422', 'another project''s folder → PT422 (no confused deputy through the edge''s service role)');
+select is(tests.error_of(format($$select public.register_binary_file(%L, 'img/x.png', 'project-assets/%s/secret.png', repeat('ab', 32), 1)$$,
+                                tests.recall('p1'), upper(tests.recall('p1')::text))) ->> 'code',
+          'PT422', 'the project id must be written exactly (lowercase)');
+select throws_ok(format($$select public.register_binary_file(%1$L, 'img/x.png', 'project-assets/%1$s/../%2$s/secret.png', repeat('ab', 32), 1)$$,
+                        tests.recall('p1'), tests.recall('p2')),
+  'PT422', format('invalid storage_path: the object path after "project-assets/%s/" breaks the path rules (dot_segment)', tests.recall('p1')),
+  '".." out of the project''s folder → PT422 naming the path rule');
+select is((tests.error_of(format($$select public.register_binary_file(%1$L, 'img/x.png', 'project-assets/%1$s/a//b.png', repeat('ab', 32), 1)$$,
+                                 tests.recall('p1'))) ->> 'detail')::jsonb,
+          jsonb_build_object('rule', 'storage_path', 'expected_prefix', 'project-assets/' || tests.recall('p1') || '/',
+                             'path_rule', 'empty_segment'),
+          'the part after the prefix obeys every path rule (DETAIL path_rule)');
+select is(tests.error_of(format($$select public.register_binary_file(%1$L, 'img/x.png', 'project-assets/%1$s/', repeat('ab', 32), 1)$$,
+                                tests.recall('p1'))) ->> 'detail',
+          jsonb_build_object('rule', 'storage_path', 'expected_prefix', 'project-assets/' || tests.recall('p1') || '/',
+                             'path_rule', 'empty')::text,
+          'the prefix alone names no object → PT422');
 select tests.reset_authentication();
 select is((select payload - 'v' - 'seq' - 'type' - 'project_id' - 'timestamp' - 'actor' - 'id' from realtime.messages
             where payload ->> 'file_path' = 'img/logo.png'),
           jsonb_build_object('file_path', 'img/logo.png', 'version', 1, 'content_hash', repeat('ab', 32), 'size', 2048,
-                             'file_type', 'binary', 'storage_path', tests.recall('p1') || '/blobs/ab12', 'content_omitted', true),
+                             'file_type', 'binary', 'storage_path', current_setting('tests.asset'), 'content_omitted', true),
           'a binary event carries storage_path and content_omitted');
 select is((select content is null and storage_path is not null from public.project_files where file_path = 'img/logo.png'), true,
           'binaries have no content in the table');
+select is((select count(*)::int from public.project_files where file_path = 'img/x.png'), 0, 'refused binaries left no row');
 
 select * from finish();
 rollback;

@@ -1,7 +1,7 @@
 -- delete_project_file (tombstones) and rename_project_file (one event).
 begin;
 create extension if not exists pgtap;
-select plan(32);
+select plan(40);
 
 select tests.create_supabase_user('alice');
 select tests.authenticate_as('alice');
@@ -97,6 +97,40 @@ select is((select file_type from public.project_files where file_path = 'src/old
 select tests.reset_authentication();
 select is((select count(*)::int from public.project_files where file_path = 'b.txt' and is_current_version and is_deleted), 1,
           'the renamed-away source is a tombstone');
+
+-- Legacy paths that break the path rules -------------------------------------------------
+-- The legacy upgrade keeps such rows live as they were. Deleting and renaming need only a
+-- live head with exactly that path (no path rules on that side), so they can be cleaned up;
+-- every path written, the rename target included, is still validated.
+insert into public.project_files (project_id, file_path, content, file_type, version, content_hash, size_bytes)
+select tests.recall('p1'), p, 'legacy', 'text', 1, encode(sha256('legacy'::bytea), 'hex'), 6
+  from unnest(array['legacy//double.ts', '/abs/old.ts', E'ctl\x01char.ts', 'trailing/']) p;
+select tests.authenticate_as('alice');
+select is(public.rename_project_file(tests.recall('p1'), 'legacy//double.ts', 'legacy/double.ts') - 'project_id' - 'seq' - 'content_hash',
+          jsonb_build_object('file_path', 'legacy/double.ts', 'version', 1, 'size_bytes', 6, 'file_type', 'typescript',
+                             'storage_path', null, 'is_deleted', false, 'noop', false,
+                             'from_path', 'legacy//double.ts', 'from_version', 2),
+          'a legacy path with an empty segment can be renamed to a valid path');
+select is(public.delete_project_file(tests.recall('p1'), '/abs/old.ts') - 'project_id' - 'seq',
+          jsonb_build_object('file_path', '/abs/old.ts', 'version', 2, 'content_hash', null, 'size_bytes', 0,
+                             'file_type', 'text', 'storage_path', null, 'is_deleted', true, 'noop', false),
+          'a legacy absolute path can be deleted');
+select is(public.delete_project_file(tests.recall('p1'), E'ctl\x01char.ts', 1) ->> 'is_deleted', 'true',
+          'a legacy path with a control character can be deleted (expected_version applies)');
+select is(public.rename_project_file(tests.recall('p1'), 'trailing/', 'trailing.txt', 1) ->> 'from_version', '2',
+          'a legacy path with a trailing slash can be renamed (expected_version applies to it)');
+select throws_ok(format($$select public.delete_project_file(%L, E'no\x01such/../file')$$, tests.recall('p1')),
+                 'PT404', 'file "no?such/../file" not found',
+                 'an invalid path with no head is not found (PT404, not PT422); control characters are not echoed');
+select throws_ok(format($$select public.rename_project_file(%L, '/abs/old.ts', 'x.ts')$$, tests.recall('p1')),
+                 'PT404', 'file "/abs/old.ts" not found', 'a deleted legacy path is gone like any other');
+select throws_ok(format($$select public.rename_project_file(%L, 'legacy/double.ts', 'back//again.ts')$$, tests.recall('p1')),
+                 'PT422', 'invalid path "back//again.ts": empty_segment: the path contains an empty segment ("//")',
+                 'the rename target is still validated');
+select tests.reset_authentication();
+select is((select array_agg(file_path order by file_path) from public.project_files_current
+            where file_path like 'legacy%' or file_path like 'trailing%' or file_path like '/abs%' or file_path like 'ctl%'),
+          array['legacy/double.ts', 'trailing.txt'], 'only the valid paths remain live');
 select is_empty($$
   select file_path from public.project_files group by project_id, file_path
   having not (min(version) = 1 and max(version) = count(*) and count(distinct version) = count(*))

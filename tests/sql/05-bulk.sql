@@ -1,7 +1,7 @@
 -- bulk_upsert_project_files: all or nothing, one bulk:apply event, limits.
 begin;
 create extension if not exists pgtap;
-select plan(30);
+select plan(37);
 
 select tests.create_supabase_user('alice');
 select tests.authenticate_as('alice');
@@ -10,13 +10,13 @@ select public.upsert_project_file(tests.recall('p1'), 'keep.ts', 'same');
 select public.upsert_project_file(tests.recall('p1'), 'gone.ts', 'bye');
 
 -- Success ---------------------------------------------------------------------------
-select is(public.bulk_upsert_project_files(tests.recall('p1'), $$[
+select is(public.bulk_upsert_project_files(tests.recall('p1'), replace($$[
   {"file_path": "src/a.ts", "content": "a"},
   {"file_path": "keep.ts", "content": "same"},
   {"file_path": "docs/b", "content": "b", "file_type": "markdown"},
   {"file_path": "gone.ts", "delete": true},
-  {"file_path": "img/c.png", "storage_path": "p/c.png", "content_hash": "abababababababababababababababababababababababababababababababab", "size_bytes": 10}
-]$$::jsonb) - 'project_id',
+  {"file_path": "img/c.png", "storage_path": "project-assets/P1/img/c.png", "content_hash": "abababababababababababababababababababababababababababababababab", "size_bytes": 10}
+]$$, 'P1', tests.recall('p1')::text)::jsonb) - 'project_id',
   jsonb_build_object('seq', 3, 'applied', 4, 'unchanged', 1, 'files', jsonb_build_array(
     jsonb_build_object('file_path', 'src/a.ts', 'version', 1, 'content_hash', encode(sha256('a'::bytea), 'hex'), 'deleted', false, 'noop', false),
     jsonb_build_object('file_path', 'keep.ts', 'version', 1, 'content_hash', encode(sha256('same'::bytea), 'hex'), 'deleted', false, 'noop', true),
@@ -68,10 +68,37 @@ select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[
     {"file_path": "ok1.ts", "content": "1"},
     {"file_path": "never.ts", "delete": true}]')$$, tests.recall('p1')),
   'PT404', 'file "never.ts" not found', 'deleting a missing file refuses the whole bulk');
+select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[
+    {"file_path": "ok1.ts", "content": "1"},
+    {"file_path": "img/d.png", "storage_path": "project-snapshots/elsewhere.png", "content_hash": "%s", "size_bytes": 1}]')$$,
+    tests.recall('p1'), repeat('ab', 32)),
+  'PT422', format('invalid storage_path: upload binaries to the project-assets bucket under the project''s folder: '
+                  'the storage_path must start with "project-assets/%s/"', tests.recall('p1')),
+  'a binary entry outside project-assets/<project>/ refuses the whole bulk');
 select tests.reset_authentication();
 select is((select count(*)::text from public.project_files), current_setting('tests.files_before'), 'refused bulks left no row');
 select is((select last_seq from public.projects), 3::bigint, 'refused bulks took no seq');
 select is((select count(*)::text from realtime.messages), current_setting('tests.messages_before'), 'refused bulks sent nothing');
+
+-- A failure in pass 2 (writing), after entries 1 and 2 were written: entry 1 creates a
+-- file, entry 2 flips the head of an existing one, entry 3 has a stale expected_version.
+-- Both writes are rolled back with the call: no row, no head change, no event, no seq.
+select set_config('tests.events_before', (select count(*)::text from public.project_events), true);
+select tests.authenticate_as('alice');
+select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[
+    {"file_path": "mid/new.ts", "content": "written first"},
+    {"file_path": "keep.ts", "content": "written second", "expected_version": 1},
+    {"file_path": "docs/b", "content": "stale", "expected_version": 5}]')$$, tests.recall('p1')),
+  'PT409', 'version conflict on "docs/b": expected version 5, but the current version is 1',
+  'a stale expected_version in the third entry refuses the bulk after two entries were written');
+select tests.reset_authentication();
+select is((select count(*)::int from public.project_files where file_path = 'mid/new.ts'), 0,
+          'entry 1 (a new file) left no row');
+select results_eq($$select version, content, is_current_version from public.project_files where file_path = 'keep.ts' order by version$$,
+                  $$values (1, 'same', true)$$, 'entry 2 left no version and the head did not move');
+select is((select count(*)::text from public.project_events), current_setting('tests.events_before'), 'no event');
+select is((select last_seq from public.projects), 3::bigint, 'seq unchanged');
+select is((select count(*)::text from realtime.messages), current_setting('tests.messages_before'), 'nothing broadcast');
 
 -- Format errors --------------------------------------------------------------------------
 select tests.authenticate_as('alice');

@@ -3,7 +3,7 @@
 -- selected as the joining role with realtime.topic() set.
 begin;
 create extension if not exists pgtap;
-select plan(17);
+select plan(22);
 
 select tests.create_supabase_user('alice');    -- owner of p1
 select tests.create_supabase_user('carol');    -- viewer of p1
@@ -51,6 +51,31 @@ select tests.authenticate_as_claims(jsonb_build_object('role', 'fsync_container'
 select is(pg_temp.visible('project:' || tests.recall('p1')), 2, 'a container sub need not be a uuid');
 select tests.authenticate_as('alice');
 select is(pg_temp.visible('room:' || tests.recall('p1')), 0, 'the policy grants nothing on other topics');
+
+-- A channel sees only its own topic's rows ------------------------------------------------
+-- Realtime sets realtime.topic to the channel's topic; the policies must also compare the
+-- row's topic with it, or a member of p1 on project:<p1> could read every topic's rows.
+-- (pg_temp.visible above filters by topic itself, which would hide that.)
+create function pg_temp.topics_seen(p_topic text) returns text[] language sql volatile as $$
+  select set_config('realtime.topic', p_topic, true);
+  select coalesce(array_agg(distinct m.topic order by m.topic), '{}') from realtime.messages m;
+$$;
+select tests.authenticate_as('alice');
+select is(pg_temp.topics_seen('project:' || tests.recall('p1')), array['project:' || tests.recall('p1')],
+          'a member on project:<p1> reads no other topic''s rows (p2''s rows stay invisible)');
+select is((select count(*)::int from realtime.messages), 3, '… exactly p1''s rows: its broadcast and two probes');
+select tests.authenticate_as('mallory');
+select is(pg_temp.topics_seen('project:' || tests.recall('p2')), array['project:' || tests.recall('p2')],
+          'the owner of p2 on project:<p2> cannot read p1''s broadcast');
+select tests.authenticate_as_container(tests.recall('p1'));
+select is(pg_temp.topics_seen('project:' || tests.recall('p1')), array['project:' || tests.recall('p1')],
+          'a container token on its topic reads no other topic''s rows');
+select tests.reset_authentication();
+insert into realtime.messages (topic, extension, payload, event, private)
+values ('room:lobby', 'broadcast', '{}', 'probe', true);
+select tests.authenticate_as('alice');
+select is(pg_temp.topics_seen('project:' || tests.recall('p1')), array['project:' || tests.recall('p1')],
+          'nor rows of non-project topics');
 
 -- Nobody but the write RPCs sends on project topics ------------------------------------
 select tests.authenticate_as('alice');

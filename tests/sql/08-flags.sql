@@ -1,7 +1,7 @@
 -- Feature flags: seeded off, targeting, environment, stable percentage buckets.
 begin;
 create extension if not exists pgtap;
-select plan(28);
+select plan(34);
 
 select tests.create_supabase_user('alice');
 select tests.create_supabase_user('bob');
@@ -16,7 +16,9 @@ select results_eq($$select flag_key, enabled, rollout_percentage, target_user_id
            ('FSYNC_USE_RPC', false, 0, '{}'::uuid[], '{}'::text[])$$,
   'the five fs-sync flags are seeded off at 0%');
 select tests.authenticate_as('alice');
-select is_empty($$select f from public.feature_flags f where public.is_feature_enabled(f.flag_key)$$,
+select is_empty($$select k from unnest(array['FSYNC_USE_RPC', 'FSYNC_SERVER_BROADCASTS', 'FSYNC_SNAPSHOT_HYDRATION',
+                                              'FSYNC_BULK_GENERATION', 'FSYNC_KEEP_CLIENT_BROADCAST']) k
+                   where public.is_feature_enabled(k)$$,
                 'every seeded flag is off for a user');
 select is(public.get_enabled_features(), '{}'::text[], 'get_enabled_features is empty');
 select is(public.is_feature_enabled('NO_SUCH_FLAG'), false, 'an unknown flag is off');
@@ -56,8 +58,17 @@ select is(public.is_feature_enabled('FSYNC_SERVER_BROADCASTS'), true, 'a targete
 select is(public.get_enabled_features(), array['FSYNC_SERVER_BROADCASTS'], 'get_enabled_features lists it');
 select tests.authenticate_as('bob');
 select is(public.is_feature_enabled('FSYNC_SERVER_BROADCASTS'), false, 'an untargeted user does not');
+select is(public.is_feature_enabled('FSYNC_SERVER_BROADCASTS', tests.get_supabase_uid('alice')), false,
+          'a user cannot evaluate a flag for someone else: user_id is ignored, bob is evaluated');
+select is(public.is_feature_enabled('FSYNC_SERVER_BROADCASTS', null), false, '… also when user_id is null');
+select tests.authenticate_as('alice');
+select is(public.is_feature_enabled('FSYNC_SERVER_BROADCASTS', tests.get_supabase_uid('bob')), true,
+          '… and alice passing bob''s id is still evaluated as alice');
+select tests.authenticate_as_service_role();
 select is(public.is_feature_enabled('FSYNC_SERVER_BROADCASTS', tests.get_supabase_uid('alice')), true,
-          'a flag can be evaluated for a given user');
+          'the service role evaluates a flag for a given user');
+select is(public.is_feature_enabled('FSYNC_SERVER_BROADCASTS', tests.get_supabase_uid('bob')), false,
+          '… for any user');
 select tests.reset_authentication();
 update public.feature_flags set environments = array['production'] where flag_key = 'FSYNC_SERVER_BROADCASTS';
 update public.feature_flags set enabled = true, rollout_percentage = 100, environments = array['production', 'staging']
@@ -77,10 +88,18 @@ select is(fsync.is_feature_enabled('FSYNC_SERVER_BROADCASTS', tests.get_supabase
           'a disabled flag is off even for targeted users');
 
 -- Who may read and write flags ---------------------------------------------------------------
+-- target_user_ids names users: clients ask the RPCs, only the service role reads the table.
 select tests.authenticate_as('bob');
-select is((select count(*)::int from public.feature_flags), 5, 'signed-in users read flags');
+select throws_ok($$select flag_key, target_user_ids from public.feature_flags$$, '42501',
+                 'permission denied for table feature_flags', 'signed-in users cannot read the flags table');
 select throws_ok($$update public.feature_flags set enabled = true$$, '42501', 'permission denied for table feature_flags',
                  'users cannot change flags');
+select tests.authenticate_as_container(tests.get_supabase_uid('bob'));
+select throws_ok($$select * from public.feature_flags$$, '42501', 'permission denied for table feature_flags',
+                 'container tokens cannot read flags');
+select tests.authenticate_as_service_role();
+select is((select target_user_ids from public.feature_flags where flag_key = 'FSYNC_SERVER_BROADCASTS'),
+          array[tests.get_supabase_uid('alice')], 'the service role reads flags, targeting included');
 select tests.clear_authentication();
 select throws_ok($$select * from public.feature_flags$$, '42501', 'permission denied for table feature_flags', 'anon cannot read flags');
 select throws_ok($$select public.is_feature_enabled('FSYNC_USE_RPC', null)$$, '42501',

@@ -1,9 +1,11 @@
 -- The legacy upgrade (migration fsync-legacy-upgrade) run on a fixture shaped
 -- like the seed's project_files: nothing is lost, checksum → content_hash,
--- versions gapless, one head per path, types defaulted.
+-- versions gapless in history order, the legacy current row stays what each
+-- path holds (a copy appended when it is not the newest row, a tombstone when
+-- the path was soft-deleted), one head per path, types defaulted.
 begin;
 create extension if not exists pgtap;
-select plan(25);
+select plan(33);
 
 select tests.create_supabase_user('alice');
 select tests.create_supabase_user('bob');
@@ -52,16 +54,32 @@ values
   ('00000000-0000-0000-0000-000000000010', tests.recall('l1'), '/abs/bad.ts', 'bad', null, 1, null,
    '2024-01-01 00:00+00', null, true, '{}'),
   ('00000000-0000-0000-0000-000000000011', tests.recall('l2'), 'other.ts', 'o', null, null, null,
-   '2024-01-01 00:00+00', null, null, '{}');
+   '2024-01-01 00:00+00', null, null, '{}'),
+  -- the legacy app pointed the flag back at v1: 'good' is what the path holds, not the newer 'bad'
+  ('00000000-0000-0000-0000-000000000012', tests.recall('l1'), 'good.ts', 'good', 'typescript', 1, null,
+   '2024-01-01 00:01+00', tests.get_supabase_uid('bob'), true, '{"note": "kept"}'),
+  ('00000000-0000-0000-0000-000000000013', tests.recall('l1'), 'good.ts', 'bad', 'typescript', 2, null,
+   '2024-01-01 00:02+00', null, false, '{}'),
+  -- soft-deleted: no row is current
+  ('00000000-0000-0000-0000-000000000014', tests.recall('l1'), 'removed.ts', 'r1', null, 1, null,
+   '2024-01-01 00:01+00', null, false, '{}'),
+  ('00000000-0000-0000-0000-000000000015', tests.recall('l1'), 'removed.ts', 'r2', null, 2, null,
+   '2024-01-01 00:02+00', null, false, '{}'),
+  -- a row without a legacy version comes after the versioned rows, whatever its created_at
+  ('00000000-0000-0000-0000-000000000016', tests.recall('l1'), 'mixed.ts', 'm-null', 'typescript', null, null,
+   '2024-01-01 00:00+00', null, false, '{}'),
+  ('00000000-0000-0000-0000-000000000017', tests.recall('l1'), 'mixed.ts', 'm1', 'typescript', 1, null,
+   '2024-01-01 00:05+00', null, true, '{}');
 create table legacy_fixture.before as select * from legacy_fixture.project_files;
 
 set local client_min_messages = error;  -- the expected WARNING about '/abs/bad.ts'
 create temp table upgrade_stats on commit drop as select fsync.upgrade_legacy_project_files('legacy_fixture') as s;
 set local client_min_messages = notice;
 
-select is((select s from upgrade_stats), '{"rows": 11, "paths": 7, "hashes_mismatched": 1, "contents_null": 1,
-  "versions_renumbered": 1, "versions_filled": 4, "heads_changed": 2, "file_types_inferred": 6,
-  "projects_created": 1, "invalid_paths": 1}'::jsonb, 'the upgrade reports what it did');
+select is((select s from upgrade_stats), '{"rows": 17, "paths": 10, "hashes_mismatched": 1, "contents_null": 1,
+  "versions_renumbered": 1, "versions_filled": 5, "heads_changed": 3, "file_types_inferred": 8,
+  "heads_appended": 3, "tombstones_appended": 1, "projects_created": 1, "invalid_paths": 1}'::jsonb,
+  'the upgrade reports what it did');
 
 -- Shape -------------------------------------------------------------------------------
 select hasnt_column('legacy_fixture', 'project_files', 'checksum', 'checksum is gone');
@@ -76,12 +94,20 @@ select fk_ok('legacy_fixture', 'project_files', 'project_id', 'public', 'project
 
 -- Nothing lost ----------------------------------------------------------------------------
 select bag_eq($$select id, project_id, file_path, coalesce(content, ''), created_at, updated_at, created_by from legacy_fixture.before$$,
-              $$select id, project_id, file_path, content, created_at, updated_at, created_by from legacy_fixture.project_files$$,
+              $$select id, project_id, file_path, content, created_at, updated_at, created_by from legacy_fixture.project_files
+                 where id in (select id from legacy_fixture.before)$$,
               'every row survives with its id, path, content, times and author');
+select results_eq($$select file_path, metadata -> 'fsync_upgrade' ->> 'appended' from legacy_fixture.project_files
+                     where id not in (select id from legacy_fixture.before) order by file_path$$,
+                  $$values ('good.ts', 'legacy_head'), ('mixed.ts', 'legacy_head'), ('removed.ts', 'soft_delete'),
+                           ('src/a.ts', 'legacy_head')$$,
+                  'the only new rows are the appended heads, each marked');
 select is_empty($$select id from legacy_fixture.project_files where content_hash is distinct from encode(sha256(convert_to(content, 'UTF8')), 'hex')$$,
                 'content_hash is recomputed as sha256 of the UTF-8 content');
-select is_empty($$select id from legacy_fixture.project_files where size_bytes <> octet_length(content) or is_deleted or storage_path is not null$$,
-                'size_bytes filled, no tombstones or binaries invented');
+select is_empty($$select id from legacy_fixture.project_files
+                   where size_bytes <> coalesce(octet_length(content), 0) or storage_path is not null
+                      or (is_deleted and file_path <> 'removed.ts')$$,
+                'size_bytes filled; no binaries invented, and the only tombstone is the soft-deleted path''s');
 select is_empty($$
   select file_path from legacy_fixture.project_files group by project_id, file_path
   having not (min(version) = 1 and max(version) = count(*) and count(distinct version) = count(*))
@@ -90,14 +116,29 @@ select is_empty($$
   select file_path from legacy_fixture.project_files group by project_id, file_path
   having count(*) filter (where is_current_version) <> 1 or max(version) <> max(version) filter (where is_current_version)
 $$, 'one head per path: the latest version');
-select results_eq($$select content, version, is_current_version from legacy_fixture.project_files where file_path = 'src/a.ts' order by id$$,
-                  $$values ('a3', 3, true), ('a2', 2, false), ('a1', 1, false)$$,
-                  'null versions are filled in created_at order; the head moves to the latest');
+select results_eq($$select content, version, is_current_version from legacy_fixture.project_files where file_path = 'src/a.ts' order by version$$,
+                  $$values ('a1', 1, false), ('a2', 2, false), ('a3', 3, false), ('a1', 4, true)$$,
+                  'null versions are filled in created_at order; the legacy current row (a1, the oldest) stays the content: a copy is appended as the head');
+select results_eq($$select content, version, is_current_version, created_by from legacy_fixture.project_files where file_path = 'good.ts' order by version$$,
+                  $$values ('good', 1, false, tests.get_supabase_uid('bob')), ('bad', 2, false, null::uuid),
+                           ('good', 3, true, tests.get_supabase_uid('bob'))$$,
+                  'legacy current v1 "good" with a newer non-current v2 "bad": the path is live as "good" (the copy keeps its author)');
+select results_eq($$select content, version, is_current_version, is_deleted from legacy_fixture.project_files where file_path = 'removed.ts' order by version$$,
+                  $$values ('r1', 1, false, false), ('r2', 2, false, false), (null, 3, true, true)$$,
+                  'a path whose rows are all non-current was soft-deleted: a tombstone is appended, it is not resurrected');
+select results_eq($$select content, version, is_current_version from legacy_fixture.project_files where file_path = 'mixed.ts' order by version$$,
+                  $$values ('m1', 1, false), ('m-null', 2, false), ('m1', 3, true)$$,
+                  'rows without a legacy version come after the versioned ones');
+select bag_eq($$select file_path, content from legacy_fixture.project_files where is_current_version and not is_deleted$$,
+              $$values ('src/a.ts', 'a1'), ('README.md', '# hi v2'), ('data.json', ''), ('docs/ünï.md', 'ünïcødé 🚀'),
+                       ('x.ts', 'x2'), ('/abs/bad.ts', 'bad'), ('other.ts', 'o'), ('good.ts', 'good'), ('mixed.ts', 'm1')$$,
+              'the live files are exactly the legacy current rows (a NULL flag counts as current when no row is flagged)');
 select results_eq($$select file_path, version, is_current_version from legacy_fixture.project_files where file_path = 'x.ts' order by id$$,
                   $$values ('x.ts', 1, false), ('x.ts', 2, true)$$, 'created_at ties keep the legacy version order');
 select results_eq($$select distinct file_path, file_type from legacy_fixture.project_files order by file_path$$,
   $$values ('/abs/bad.ts', 'typescript'), ('README.md', 'markdown'), ('data.json', 'json'), ('docs/ünï.md', 'markdown'),
-           ('other.ts', 'typescript'), ('src/a.ts', 'typescript'), ('x.ts', 'typescript')$$,
+           ('good.ts', 'typescript'), ('mixed.ts', 'typescript'), ('other.ts', 'typescript'), ('removed.ts', 'typescript'),
+           ('src/a.ts', 'typescript'), ('x.ts', 'typescript')$$,
   'missing file types are inferred, given ones kept');
 
 -- What changed is recorded ------------------------------------------------------------------
@@ -112,10 +153,18 @@ select is((select metadata from legacy_fixture.project_files where id = '0000000
           'existing metadata is kept');
 select is((select metadata from legacy_fixture.project_files where id = '00000000-0000-0000-0000-000000000003'),
           '{"fsync_upgrade": {"version_filled": true, "file_type_inferred": true, "legacy_is_current_version": true}}'::jsonb,
-          'a moved head is recorded (and NULL metadata becomes an object)');
+          'a legacy head that is no longer the head row is recorded (and NULL metadata becomes an object)');
 select is((select metadata from legacy_fixture.project_files where id = '00000000-0000-0000-0000-000000000001'),
-          '{"fsync_upgrade": {"version_filled": true, "legacy_is_current_version": false}}'::jsonb,
-          '… on both rows it moved between');
+          '{"fsync_upgrade": {"version_filled": true}}'::jsonb,
+          'the newest legacy row, not current before, is not current after');
+select is((select metadata from legacy_fixture.project_files where file_path = 'src/a.ts' and version = 4),
+          '{"fsync_upgrade": {"appended": "legacy_head", "copy_of": "00000000-0000-0000-0000-000000000003"}}'::jsonb,
+          'an appended head names the row it copies');
+select is((select metadata from legacy_fixture.project_files where file_path = 'good.ts' and version = 3),
+          '{"note": "kept", "fsync_upgrade": {"appended": "legacy_head", "copy_of": "00000000-0000-0000-0000-000000000012"}}'::jsonb,
+          '… and keeps the source''s own metadata');
+select is((select metadata from legacy_fixture.project_files where file_path = 'removed.ts' and version = 3),
+          '{"fsync_upgrade": {"appended": "soft_delete"}}'::jsonb, 'an appended tombstone is marked');
 select is_empty($$select id from legacy_fixture.project_files where file_path in ('x.ts', 'docs/ünï.md') and metadata <> '{}'$$,
                 'rows already consistent (incl. an upper-case checksum) are left as they were');
 select is((select path_error is not null from (select fsync.path_error(file_path) from legacy_fixture.project_files
@@ -132,13 +181,15 @@ select is((select count(*)::int from public.projects where id = tests.recall('l2
 create temp table after_first on commit drop as select * from legacy_fixture.project_files;
 select is(fsync.upgrade_legacy_project_files('legacy_fixture') - 'rows' - 'paths' - 'invalid_paths',
           '{"hashes_mismatched": 0, "contents_null": 0, "versions_renumbered": 0, "versions_filled": 0,
-            "heads_changed": 0, "file_types_inferred": 0, "projects_created": 0}'::jsonb,
+            "heads_changed": 0, "file_types_inferred": 0, "heads_appended": 0, "tombstones_appended": 0,
+            "projects_created": 0}'::jsonb,
           'running the upgrade again finds nothing to do')
   from (select set_config('client_min_messages', 'error', true)) q;
 select bag_eq($$select * from after_first$$, $$select * from legacy_fixture.project_files$$, '… and changes nothing');
 select is(fsync.upgrade_legacy_project_files('public'),
           '{"rows": 0, "paths": 0, "hashes_mismatched": 0, "contents_null": 0, "versions_renumbered": 0,
-            "versions_filled": 0, "heads_changed": 0, "file_types_inferred": 0, "projects_created": 0, "invalid_paths": 0}'::jsonb,
+            "versions_filled": 0, "heads_changed": 0, "file_types_inferred": 0, "heads_appended": 0,
+            "tombstones_appended": 0, "projects_created": 0, "invalid_paths": 0}'::jsonb,
           'public.project_files went through the same upgrade (a re-run is a no-op)');
 
 select * from finish();
