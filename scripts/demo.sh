@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# `npm run demo`: the end-to-end demo. Until issue 7 lands it says what is not there yet.
+# `npm run demo`: the end-to-end demo (scripts/demo.mjs). Builds what is stale, then runs it:
+# fs-sync-dev and the edge worker start, a sample app is hydrated into ./demo/container by
+# fs-sync-hydrate, and edits made through @velocity/fs-sync arrive there with their latency.
+# Everything it starts is stopped when it ends, or on Ctrl-C.
 set -euo pipefail
+FS_SYNC_SCRIPT=demo
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$root"
 
-cat <<'MSG'
-demo: the end-to-end demo is not built yet.
-  Issue 7 builds it: start the local Supabase-compatible stack and the edge worker, create a project
-  of ~200 files, hydrate a container folder (./demo/container) from a snapshot with fs-sync-hydrate,
-  then edit through the wasm package and show each change arriving with its latency.
-What you can run today:
-  npm test            format, clippy, the Rust tests (native and wasm32), the SQL tests, node tests
-  npm run bench:zip   snapshot zip build/extract: fs-sync-core next to JSZip, fflate and unzipper
-MSG
+bash scripts/build-e2e.sh
+exec node scripts/demo.mjs "$@"

@@ -28,4 +28,6 @@ step "core builds on wasm" cargo build -p fs-sync-core --target wasm32-unknown-u
 step "core tests on wasm"  env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$wasm_runner" \
                              cargo test -p fs-sync-core --target wasm32-unknown-unknown --lib
 step "wasm package"        bash scripts/build-wasm-pkg.sh
+step "edge worker"         bash scripts/build-edge.sh
+step "e2e binaries"        cargo build -p fs-sync-dev -p fs-sync-hydrate
 step "node tests"          node --test tests/node/

@@ -1,62 +1,18 @@
 // fs-sync-dev as a real process, plus the admin calls and supabase-js clients the devstack tests
 // use. `startDevStack()` builds the binary if it is missing, starts it on a free port and waits
-// for its ready file; `stop()` sends SIGTERM and reports how it exited.
-import { spawn, execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// for its ready file; `stop()` sends SIGTERM and reports how it exited. The process handling
+// itself lives in procs.mjs, shared with the edge and end-to-end helpers.
+import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
+import { root, devstackBin, startDevstack } from './procs.mjs';
 
-export const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
+export { root, devstackBin };
 
-/** The fs-sync-dev binary: $FS_SYNC_DEV_BIN, else target/debug/fs-sync-dev (built if missing). */
-export function devstackBin() {
-  if (process.env.FS_SYNC_DEV_BIN) return process.env.FS_SYNC_DEV_BIN;
-  const bin = join(root, 'target/debug/fs-sync-dev');
-  if (!existsSync(bin)) {
-    execFileSync('cargo', ['build', '-q', '-p', 'fs-sync-dev'], { cwd: root, stdio: 'inherit' });
-  }
-  return bin;
-}
-
-export async function startDevStack() {
-  const dir = mkdtempSync(join(tmpdir(), 'fs-sync-devstack-test-'));
-  const readyFile = join(dir, 'ready.json');
-  const env = { ...process.env };
-  delete env.DATABASE_URL; // always an ephemeral cluster of its own
-  const proc = spawn(devstackBin(), ['start', '--port', '0', '--ready-file', readyFile], {
-    cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.on('data', (d) => { stdout += d; });
-  proc.stderr.on('data', (d) => { stderr += d; });
-  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  const deadline = Date.now() + 120_000;
-  while (!existsSync(readyFile)) {
-    if (proc.exitCode !== null) throw new Error(`fs-sync-dev exited (${proc.exitCode}):\n${stderr}`);
-    if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`fs-sync-dev not ready:\n${stderr}`); }
-    await sleep(50);
-  }
-  const info = JSON.parse(readFileSync(readyFile, 'utf8'));
-  return {
-    info,
-    pid: proc.pid,
-    get stdout() { return stdout; },
-    get stderr() { return stderr; },
-    /** SIGTERM, then the exit {code, signal} (SIGKILL after 20 s). */
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
-      const result = await exited;
-      clearTimeout(timer);
-      rmSync(dir, { recursive: true, force: true });
-      return result;
-    },
-  };
+/** fs-sync-dev with per-request log lines: {info, pid, stdout, stderr, stop() → {code, signal}}. */
+export function startDevStack() {
+  return startDevstack();
 }
 
 /** POST to /admin/v1 with the service-role key. */

@@ -2,7 +2,7 @@
 // of the tarball into a throwaway consumer project, so a broken `exports` map or a missing file
 // fails the tests. Requires wasm-pkg/dist (scripts/build-wasm-pkg.sh, run by scripts/test.sh).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ export function installedConsumer() {
     throw new Error('wasm-pkg/dist is missing: run bash scripts/build-wasm-pkg.sh');
   }
   const dir = mkdtempSync(join(tmpdir(), 'fs-sync-consumer-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: pkgDir, stdio: ['ignore', 'pipe', 'inherit'] });
   const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'));
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));

@@ -1,0 +1,71 @@
+//! fs-sync-hydrate: the container agent that gets a project's files into a preview container and
+//! keeps them equal to the database.
+//!
+//! It replaces the seed's `entrypoint.js`. Given the environment fs-sync-edge hands a container
+//! (DESIGN.md "Container token and env"), [`Agent::run`]:
+//!
+//! 1. refuses to start when a service credential is in its environment ([`check_environment`]);
+//! 2. joins the project's private realtime topic first and buffers what arrives;
+//! 3. downloads the snapshot (streaming, sha256-verified) and extracts it through
+//!    [`fs_sync_core::extract_snapshot`], or resumes from its saved state when that state still
+//!    describes the folder (see "State" below);
+//! 4. applies every event with seq > the snapshot's `as_of_seq` strictly in order (a
+//!    [`fs_sync_core::Sequencer`]): atomic writes, deletes, renames, `bulk:apply` and
+//!    `content_omitted` contents fetched with `get_project_files`; a write whose hash already
+//!    matches the file on disk is skipped;
+//! 5. catches up from `list_project_events` on every gap, after every (re)join and whenever the
+//!    periodic `get_project_sync_state` check shows it is behind; refreshes its token through the
+//!    edge before it expires;
+//! 6. reports readiness (a `ready` log line, `GET /healthz`, Prometheus `GET /metrics`) and can
+//!    run the dev server (`--exec`), forwarding SIGTERM/SIGINT to it and exiting with its status.
+//!
+//! # State
+//!
+//! `<state-dir>/<project_id>.json` (default state dir: `<target>/../.fs-sync-state`) holds the last
+//! applied seq and the head of every file (version, hash, size, mtime), written atomically after
+//! each batch of applied events. On restart the agent resumes from it when it parses and names the
+//! same project and the target folder exists. Every head is then verified: a file whose size and
+//! mtime equal the recorded ones is trusted, any other is hashed. Files that fail (missing or
+//! changed, e.g. because the agent died between a write and the next state save) are not a reason
+//! to re-hydrate: the agent first catches up from the log (replaying events is idempotent: writes
+//! whose hash matches are skipped), then re-fetches each remaining mismatched file at its head
+//! version. Files the agent does not track (a dev server's `node_modules`, build output) are left
+//! alone. Without usable state the agent hydrates from the snapshot.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use fs_sync_hydrate::{Agent, Config, Logger};
+//!
+//! let vars: Vec<(String, String)> = std::env::vars().collect();
+//! let args: Vec<String> = vec!["--target".into(), "/app/project".into()];
+//! let config = Config::from_env_and_args(vars, args)?;
+//! let logger = Logger::stderr(&config.project_id, &config.session_id);
+//! let agent = Agent::start(config, logger).await?;
+//! let (_signals_tx, signals) = tokio::sync::mpsc::unbounded_channel();
+//! let outcome = agent.run(signals).await?;
+//! println!("{outcome:?}");
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
+#![deny(unused_must_use)]
+
+mod agent;
+mod api;
+mod config;
+mod fsops;
+mod http;
+mod log;
+mod metrics;
+mod realtime;
+mod snapshot;
+mod state;
+
+pub use agent::{Agent, Outcome};
+pub use api::ApiError;
+pub use config::{check_environment, Config, ConfigError, USAGE};
+pub use log::Logger;
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use state::state_file;

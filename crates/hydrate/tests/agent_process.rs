@@ -1,0 +1,174 @@
+//! The `fs-sync-hydrate` binary: refuses service credentials; runs `--exec` after hydration,
+//! forwards SIGTERM to it and exits with its status.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::{bounded, env};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fs-sync-hydrate");
+
+fn jwt(payload: &str) -> String {
+    let b = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.c2ln",
+        b(r#"{"alg":"HS256","typ":"JWT"}"#),
+        b(payload)
+    )
+}
+
+fn design_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("PROJECT_ID", "0f8fad5b-d9cb-469f-a165-70867728950e".into()),
+        ("SESSION_ID", "s1".into()),
+        ("SNAPSHOT_URL", "http://127.0.0.1:9/x.zip".into()),
+        ("SNAPSHOT_SHA256", "ab".repeat(32)),
+        ("SUPABASE_URL", "http://127.0.0.1:9".into()),
+        (
+            "SUPABASE_ANON_KEY",
+            jwt(r#"{"role":"anon","exp":4102444800}"#),
+        ),
+        (
+            "REALTIME_TOKEN",
+            jwt(r#"{"role":"fsync_container","exp":4102444800}"#),
+        ),
+        ("TOKEN_EXPIRES_AT", "2100-01-01T00:00:00Z".into()),
+        ("EDGE_URL", "http://127.0.0.1:9".into()),
+    ]
+}
+
+#[test]
+fn refuses_to_start_next_to_a_service_credential() {
+    let service_jwt = jwt(r#"{"role":"service_role","iss":"supabase-demo","exp":4102444800}"#);
+    for (name, value) in [
+        ("SUPABASE_SERVICE_ROLE_KEY", service_jwt.as_str()),
+        (
+            "SUPABASE_JWT_SECRET",
+            "super-secret-jwt-token-with-at-least-32-characters",
+        ),
+        (
+            "JWT_SECRET",
+            "super-secret-jwt-token-with-at-least-32-characters",
+        ),
+        ("SOME_INNOCENT_NAME", service_jwt.as_str()),
+    ] {
+        let out = std::process::Command::new(BIN)
+            .env_clear()
+            .envs(design_env())
+            .env(name, value)
+            .args(["--target", "/nonexistent/project", "--metrics-addr", "off"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains("refusing to start") && stderr.contains(name),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains(value),
+            "the secret is never printed: {stderr}"
+        );
+    }
+    // The same env without the credential gets past the check (and fails later, on the network).
+    let out = std::process::Command::new(BIN)
+        .env_clear()
+        .envs(design_env())
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--exec"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_starts_after_hydration_gets_sigterm_forwarded_and_sets_the_exit_code() {
+    bounded(120, async {
+        let e = env().await;
+        e.upsert("package.json", "{\"name\":\"demo\"}\n").await;
+        e.upsert("src/main.ts", "console.log(1);\n").await;
+        let snap = e.snapshot().await;
+        let (token, exp) = e.container_token(3600);
+        let root = e.tmp.path().join("container");
+        let script = "env > ../child.env; ls > ../seen.txt; trap 'exit 7' TERM; \
+                      touch ../started; while :; do sleep 0.05; done";
+        let mut child = tokio::process::Command::new(BIN)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(e.container_env(&snap, &token, exp))
+            .args(["--target", &root.join("project").display().to_string()])
+            .args(["--metrics-addr", "127.0.0.1:0", "--sync-interval", "1"])
+            .args(["--exec", script])
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        common::eventually(Duration::from_secs(30), || root.join("started").exists()).await;
+        let seen = std::fs::read_to_string(root.join("seen.txt")).unwrap();
+        assert_eq!(
+            seen, "package.json\nsrc\n",
+            "the dev server starts in a hydrated folder"
+        );
+        let child_env = std::fs::read_to_string(root.join("child.env")).unwrap();
+        assert!(!child_env.contains("REALTIME_TOKEN") && !child_env.contains(&token));
+        assert!(child_env.contains("PROJECT_ID="));
+
+        // Edits keep flowing while the dev server runs.
+        e.upsert("src/main.ts", "console.log(2);\n").await;
+        common::converge(&e, Duration::from_secs(20)).await;
+
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id().unwrap() as i32, libc::SIGTERM);
+        }
+        let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .expect("the agent exits")
+            .unwrap();
+        assert_eq!(status.code(), Some(7), "exits with the dev server's status");
+        let mut stderr = String::new();
+        tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
+            .await
+            .unwrap();
+        // The dev server shares stderr (sh reports its killed `sleep`); the agent's lines are JSON.
+        let lines: Vec<serde_json::Value> = stderr
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+            .collect();
+        let types: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l["event_type"].as_str())
+            .collect();
+        for t in ["ready", "exec.start", "exec.signal", "exec.exited"] {
+            assert!(types.contains(&t), "{t} in {types:?}");
+        }
+        assert!(!stderr.contains(&token));
+
+        // A command that ends by itself ends the agent with its code.
+        let mut child = tokio::process::Command::new(BIN)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(e.container_env(&snap, &token, exp))
+            .args(["--target", &root.join("project").display().to_string()])
+            .args([
+                "--metrics-addr",
+                "off",
+                "--exec",
+                "test -f package.json && exit 3",
+            ])
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("the agent exits")
+            .unwrap();
+        assert_eq!(status.code(), Some(3));
+    })
+    .await;
+}

@@ -1,0 +1,87 @@
+//! The worker's settings: `[vars]` from wrangler.toml and the two secrets.
+
+use worker::Env;
+
+use crate::error::AppError;
+
+/// Snapshot bucket (migrations/…_fsync-storage.sql), and its `file_size_limit` in bytes.
+pub(crate) const DEFAULT_BUCKET: &str = "project-snapshots";
+pub(crate) const DEFAULT_MAX_SNAPSHOT_BYTES: u64 = 52_428_800;
+/// Signed snapshot URLs live 10 minutes: the container downloads right after it starts.
+pub(crate) const DEFAULT_SNAPSHOT_URL_TTL: i64 = 600;
+/// Container tokens live 15 minutes (DESIGN.md) and are refreshed through /sessions/refresh.
+pub(crate) const DEFAULT_TOKEN_TTL: i64 = 900;
+
+/// Everything a handler needs from the environment.
+#[derive(Clone)]
+pub(crate) struct Config {
+    /// `https://<ref>.supabase.co`, no trailing slash.
+    pub(crate) supabase_url: String,
+    /// Handed to containers (public by design).
+    pub(crate) anon_key: String,
+    /// Secret: the worker's own credential for PostgREST and Storage. Never logged or returned.
+    pub(crate) service_key: String,
+    /// Secret: verifies callers and signs container tokens. Never logged or returned.
+    pub(crate) jwt_secret: String,
+    pub(crate) bucket: String,
+    pub(crate) max_snapshot_bytes: u64,
+    pub(crate) snapshot_url_ttl: i64,
+    pub(crate) token_ttl: i64,
+    /// The URL containers call back (`/sessions/refresh`); defaults to the request's origin.
+    pub(crate) edge_url: Option<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("supabase_url", &self.supabase_url)
+            .field("bucket", &self.bucket)
+            .finish_non_exhaustive()
+    }
+}
+
+fn text(env: &Env, name: &str) -> Option<String> {
+    // Secrets and plain-text vars are both string bindings: `var` reads either.
+    env.var(name)
+        .ok()
+        .map(|v| v.to_string().trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+fn required(env: &Env, name: &str) -> Result<String, AppError> {
+    text(env, name).ok_or_else(|| {
+        AppError::Internal(format!(
+            "worker misconfigured: {name} is not set (see edge/README.md)"
+        ))
+    })
+}
+
+fn number<T: std::str::FromStr>(env: &Env, name: &str, default: T) -> Result<T, AppError> {
+    match text(env, name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| {
+            AppError::Internal(format!(
+                "worker misconfigured: {name}={v:?} is not a number"
+            ))
+        }),
+    }
+}
+
+impl Config {
+    /// Reads the settings; a missing required one is a 500 naming it (never its value).
+    pub(crate) fn from_env(env: &Env) -> Result<Config, AppError> {
+        Ok(Config {
+            supabase_url: required(env, "SUPABASE_URL")?
+                .trim_end_matches('/')
+                .to_owned(),
+            anon_key: required(env, "SUPABASE_ANON_KEY")?,
+            service_key: required(env, "SUPABASE_SERVICE_ROLE_KEY")?,
+            jwt_secret: required(env, "SUPABASE_JWT_SECRET")?,
+            bucket: text(env, "SNAPSHOT_BUCKET").unwrap_or_else(|| DEFAULT_BUCKET.to_owned()),
+            max_snapshot_bytes: number(env, "SNAPSHOT_MAX_BYTES", DEFAULT_MAX_SNAPSHOT_BYTES)?,
+            snapshot_url_ttl: number(env, "SNAPSHOT_URL_TTL", DEFAULT_SNAPSHOT_URL_TTL)?,
+            token_ttl: number(env, "CONTAINER_TOKEN_TTL", DEFAULT_TOKEN_TTL)?,
+            edge_url: text(env, "EDGE_URL").map(|u| u.trim_end_matches('/').to_owned()),
+        })
+    }
+}

@@ -1,0 +1,411 @@
+// The edge worker (edge/, workers-rs) built by scripts/build-edge.sh, running in workerd under
+// `wrangler dev`, against fs-sync-dev: snapshots (build, reuse, signed download, contents), the
+// session hand-off (container env and token), token refresh, refusals, and its log lines.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import JSZip from 'jszip';
+import { jwtVerify, decodeJwt, SignJWT } from 'jose';
+import { createClient } from '@supabase/supabase-js';
+import ws from 'ws';
+import { startDevstack, startWorker, psql, rpc, postJson } from './helpers/edge.mjs';
+
+const FLAG = 'FSYNC_SNAPSHOT_HYDRATION';
+const ASSETS_BUCKET = 'project-assets';
+const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
+
+let stack, worker, info, owner, project, stranger, strangerProject;
+const tmp = mkdtempSync(join(tmpdir(), 'fs-sync-edge-test-'));
+let binary; // {path, bytes, storagePath}
+
+const service = () => ({ authorization: `Bearer ${info.service_role_key}` });
+const admin = (path, body) => postJson(`${info.api_url}/admin/v1/${path}`, body, service());
+const asOwner = () => ({ apikey: info.anon_key, token: owner.access_token });
+const asService = () => ({ apikey: info.service_role_key });
+const callWorker = (path, body, headers = service()) => postJson(`${worker.url}${path}`, body, headers);
+
+async function upsert(path, content) {
+  const r = await rpc(info.api_url, asOwner(), 'upsert_project_file',
+    { project_uuid: project, p_file_path: path, p_content: content });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body;
+}
+
+async function download(url) {
+  const res = await fetch(url);
+  return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
+}
+
+before(async () => {
+  stack = await startDevstack();
+  info = stack.info;
+  worker = await startWorker({
+    SUPABASE_URL: info.api_url,
+    SUPABASE_ANON_KEY: info.anon_key,
+    SUPABASE_SERVICE_ROLE_KEY: info.service_role_key,
+    SUPABASE_JWT_SECRET: info.jwt_secret,
+  });
+
+  owner = (await admin('users', { email: 'edge-owner@example.test' })).body;
+  stranger = (await admin('users', { email: 'edge-stranger@example.test' })).body;
+  project = (await admin('projects', { owner_id: owner.id, name: 'edge' })).body.id;
+  strangerProject = (await admin('projects', { owner_id: stranger.id, name: 'other' })).body.id;
+  // Fixtures only the database superuser can set up here: the flag for the owner (not the
+  // stranger), and a bucket for binary assets (the migrations define none).
+  psql(info.db_url, `update public.feature_flags set enabled = true,
+    target_user_ids = array['${owner.id}']::uuid[] where flag_key = '${FLAG}'`);
+  psql(info.db_url, `insert into storage.buckets (id, name, public) values
+    ('${ASSETS_BUCKET}', '${ASSETS_BUCKET}', false) on conflict (id) do nothing`);
+
+  await upsert('src/App.tsx', 'export default function App() {\n  return <h1>héllo</h1>;\n}\n'.repeat(20));
+  await upsert('docs/ünïcødé/日本語 ファイル.md', '# 見出し\n\nΚαλημέρα 🌍\n');
+  await upsert('empty.txt', '');
+  await upsert('src/components/Button.tsx', 'export const Button = () => null;\n');
+  await upsert('package.json', '{"name":"demo","version":"1.0.0"}\n');
+
+  // A binary: uploaded to Storage, then registered with its hash and size.
+  const bytes = Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), randomBytes(3000)]);
+  const storagePath = `${ASSETS_BUCKET}/${project}/blobs/logo.png`;
+  const up = await fetch(`${info.api_url}/storage/v1/object/${storagePath}`, {
+    method: 'POST',
+    headers: { ...service(), apikey: info.service_role_key, 'content-type': 'image/png' },
+    body: bytes,
+  });
+  assert.equal(up.status, 200, await up.text());
+  const reg = await rpc(info.api_url, asOwner(), 'register_binary_file', {
+    project_uuid: project, p_file_path: 'public/logo.png', p_storage_path: storagePath,
+    p_content_hash: sha256(bytes), p_size_bytes: bytes.length,
+  });
+  assert.equal(reg.status, 200, JSON.stringify(reg.body));
+  binary = { path: 'public/logo.png', bytes, storagePath };
+});
+
+after(async () => {
+  await worker?.stop();
+  await stack?.stop();
+});
+
+/** Unzips `bytes` with JSZip: {name: Buffer}, in archive order. */
+async function entries(bytes) {
+  const zip = await JSZip.loadAsync(bytes);
+  const out = new Map();
+  for (const name of Object.keys(zip.files)) out.set(name, await zip.files[name].async('nodebuffer'));
+  return out;
+}
+
+let first; // the first snapshot, for later comparisons
+
+test('build-project-snapshot: a signed, verified archive equal to list_current_files byte for byte', async () => {
+  const r = await callWorker('/build-project-snapshot', { projectId: project });
+  assert.equal(r.status, 200, r.text);
+  const s = r.body;
+  assert.deepEqual(Object.keys(s).sort(),
+    ['asOfSeq', 'expiresAt', 'fileCount', 'reused', 'sha256', 'signedUrl', 'size', 'snapshotId'].sort());
+  assert.equal(s.reused, false);
+  assert.match(s.snapshotId, /^[0-9a-f]{64}$/);
+  assert.ok(s.signedUrl.startsWith(`${info.api_url}/storage/v1/object/sign/project-snapshots/${project}/${s.snapshotId}.zip?token=`), s.signedUrl);
+  assert.ok(Date.parse(s.expiresAt) > Date.now());
+
+  const sync = await rpc(info.api_url, asOwner(), 'get_project_sync_state', { project_uuid: project });
+  assert.equal(s.asOfSeq, sync.body.seq);
+
+  const { status, bytes } = await download(s.signedUrl);
+  assert.equal(status, 200);
+  assert.equal(bytes.length, s.size);
+  assert.equal(sha256(bytes), s.sha256);
+
+  // Independent readers accept it.
+  const file = join(tmp, 'snapshot.zip');
+  writeFileSync(file, bytes);
+  execFileSync('unzip', ['-tq', file], { stdio: 'pipe' });
+  const py = execFileSync('python3', ['-c', `
+import json, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+assert z.testzip() is None
+print(json.dumps(z.namelist()))`, file], { encoding: 'utf8' });
+  const names = JSON.parse(py);
+  assert.equal(names[0], '.fs-sync/manifest.json');
+
+  // Contents equal list_current_files (text) and the Storage object (binary), byte for byte.
+  const rows = (await rpc(info.api_url, asOwner(), 'list_current_files', { project_uuid: project })).body;
+  const files = await entries(bytes);
+  const manifest = JSON.parse(files.get('.fs-sync/manifest.json'));
+  assert.equal(manifest.project_id, project);
+  assert.equal(manifest.as_of_seq, s.asOfSeq);
+  assert.equal(s.fileCount, rows.length);
+  assert.equal(files.size, rows.length + 1);
+  assert.deepEqual(names.slice(1), [...rows.map((r) => r.file_path)].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+  for (const row of rows) {
+    const got = files.get(row.file_path);
+    assert.ok(got, `missing ${row.file_path}`);
+    if (row.storage_path) {
+      const obj = await fetch(`${info.api_url}/storage/v1/object/${row.storage_path}`, { headers: { ...service(), apikey: info.service_role_key } });
+      assert.ok(got.equals(Buffer.from(await obj.arrayBuffer())), row.file_path);
+      assert.ok(got.equals(binary.bytes));
+    } else {
+      assert.ok(got.equals(Buffer.from(row.content, 'utf8')), row.file_path);
+    }
+    assert.equal(sha256(got), row.content_hash);
+  }
+  assert.ok(files.has('docs/ünïcødé/日本語 ファイル.md'));
+  assert.equal(files.get('empty.txt').length, 0);
+  first = s;
+});
+
+test('an unchanged project reuses its snapshot; an edit makes a new one at a later seq', async () => {
+  const again = (await callWorker('/build-project-snapshot', { projectId: project })).body;
+  assert.equal(again.snapshotId, first.snapshotId);
+  assert.equal(again.reused, true);
+  assert.equal(again.sha256, first.sha256);
+  assert.equal(again.size, first.size);
+  assert.equal(again.asOfSeq, first.asOfSeq);
+
+  await upsert('src/App.tsx', 'export default () => "edited";\n');
+  // Two concurrent requests for the new state: both succeed with the same archive.
+  const [a, b] = await Promise.all([
+    callWorker('/build-project-snapshot', { projectId: project }),
+    callWorker('/build-project-snapshot', { projectId: project }),
+  ]);
+  assert.equal(a.status, 200, a.text);
+  assert.equal(b.status, 200, b.text);
+  assert.notEqual(a.body.snapshotId, first.snapshotId);
+  assert.ok(a.body.asOfSeq > first.asOfSeq);
+  assert.equal(a.body.snapshotId, b.body.snapshotId);
+  assert.equal(a.body.sha256, b.body.sha256);
+  const { bytes } = await download(a.body.signedUrl);
+  assert.equal(sha256(bytes), a.body.sha256);
+  assert.equal((await entries(bytes)).get('src/App.tsx').toString(), 'export default () => "edited";\n');
+});
+
+test('callers without the service role get 401 with a JSON error', async () => {
+  const wrongSecret = await new SignJWT({ role: 'service_role' }).setProtectedHeader({ alg: 'HS256' })
+    .setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode('not-the-secret-but-long-enough-1234567890'));
+  const expired = await new SignJWT({ role: 'service_role' }).setProtectedHeader({ alg: 'HS256' })
+    .setIssuedAt(Math.floor(Date.now() / 1000) - 7200).setExpirationTime(Math.floor(Date.now() / 1000) - 3600)
+    .sign(new TextEncoder().encode(info.jwt_secret));
+  const cases = {
+    'no token': {},
+    'anon key': { authorization: `Bearer ${info.anon_key}` },
+    'a user token': { authorization: `Bearer ${owner.access_token}` },
+    'service_role signed with another secret': { authorization: `Bearer ${wrongSecret}` },
+    'an expired service token': { authorization: `Bearer ${expired}` },
+    'not a bearer': { authorization: `Basic ${info.service_role_key}` },
+  };
+  for (const path of ['/build-project-snapshot', '/sessions']) {
+    for (const [name, headers] of Object.entries(cases)) {
+      const r = await callWorker(path, { projectId: project }, headers);
+      assert.equal(r.status, 401, `${path} with ${name}: ${r.text}`);
+      assert.equal(r.body.error, 'unauthorized', name);
+      assert.equal(typeof r.body.message, 'string');
+    }
+  }
+});
+
+test('tampered and expired signed URLs are refused with Storage error bodies', async () => {
+  const s = (await callWorker('/build-project-snapshot', { projectId: project })).body;
+  const url = new URL(s.signedUrl);
+  const token = url.searchParams.get('token');
+  const claims = decodeJwt(token);
+  assert.equal(claims.exp - claims.iat, 600, 'the URL expires after SNAPSHOT_URL_TTL');
+
+  const refused = async (u, code) => {
+    const res = await fetch(u);
+    const body = await res.json();
+    assert.ok(res.status >= 400, `${u} answered ${res.status}`);
+    assert.equal(body.error, code, JSON.stringify(body));
+    assert.ok(body.statusCode && body.message, JSON.stringify(body));
+  };
+  // A flipped signature character.
+  const sig = token.slice(token.lastIndexOf('.') + 1);
+  const flipped = token.slice(0, token.length - sig.length) + (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1);
+  await refused(`${url.origin}${url.pathname}?token=${flipped}`, 'InvalidSignature');
+  // The same token for another object.
+  await refused(`${url.origin}${url.pathname.replace(s.snapshotId, first.snapshotId)}?token=${token}`, 'InvalidSignature');
+  // The same claims, expired (re-signed with the project's secret: only exp differs).
+  const now = Math.floor(Date.now() / 1000);
+  const expired = await new SignJWT({ ...claims, iat: now - 1200, exp: now - 600 })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(new TextEncoder().encode(info.jwt_secret));
+  await refused(`${url.origin}${url.pathname}?token=${expired}`, 'ExpiredToken');
+});
+
+let session;
+
+test('POST /sessions: the snapshot plus a container token, as exactly the container env', async () => {
+  const r = await callWorker('/sessions', { projectId: project });
+  assert.equal(r.status, 200, r.text);
+  session = r.body;
+  const env = session.env;
+  assert.deepEqual(Object.keys(env).sort(), ['EDGE_URL', 'PROJECT_ID', 'REALTIME_TOKEN', 'SESSION_ID',
+    'SNAPSHOT_SHA256', 'SNAPSHOT_URL', 'SUPABASE_ANON_KEY', 'SUPABASE_URL', 'TOKEN_EXPIRES_AT']);
+  assert.equal(env.PROJECT_ID, project);
+  assert.match(env.SESSION_ID, /^[0-9a-f-]{36}$/);
+  assert.equal(env.SUPABASE_URL, info.api_url);
+  assert.equal(env.SUPABASE_ANON_KEY, info.anon_key);
+  assert.equal(env.EDGE_URL, worker.url);
+  assert.equal(env.SNAPSHOT_URL, session.snapshot.signedUrl);
+  assert.equal(env.SNAPSHOT_SHA256, session.snapshot.sha256);
+  assert.equal(session.snapshot.reused, true);
+  // Never the service key or the JWT secret.
+  assert.ok(!r.text.includes(info.service_role_key));
+  assert.ok(!r.text.includes(info.jwt_secret));
+
+  const { bytes } = await download(env.SNAPSHOT_URL);
+  assert.equal(sha256(bytes), env.SNAPSHOT_SHA256);
+
+  const { payload, protectedHeader } = await jwtVerify(env.REALTIME_TOKEN, new TextEncoder().encode(info.jwt_secret),
+    { algorithms: ['HS256'] });
+  assert.equal(protectedHeader.alg, 'HS256');
+  assert.deepEqual(Object.keys(payload).sort(), ['exp', 'iat', 'project_id', 'role', 'scope', 'session_id', 'sub']);
+  assert.equal(payload.role, 'fsync_container');
+  assert.equal(payload.sub, env.SESSION_ID);
+  assert.equal(payload.session_id, env.SESSION_ID);
+  assert.equal(payload.project_id, project);
+  assert.equal(payload.scope, 'fsync:read');
+  assert.equal(payload.exp - payload.iat, 900);
+  assert.equal(new Date(payload.exp * 1000).toISOString().replace('.000Z', 'Z'), env.TOKEN_EXPIRES_AT);
+
+  const named = await callWorker('/sessions', { projectId: project, sessionId: 'preview-42' });
+  assert.equal(named.body.env.SESSION_ID, 'preview-42');
+  assert.equal(decodeJwt(named.body.env.REALTIME_TOKEN).sub, 'preview-42');
+  const bad = await callWorker('/sessions', { projectId: project, sessionId: 'no spaces' });
+  assert.equal(bad.status, 400);
+});
+
+test('the container token calls only the read RPCs of its own project', async () => {
+  const asContainer = { apikey: info.anon_key, token: session.env.REALTIME_TOKEN };
+  for (const [fn, args] of [
+    ['list_current_files', { project_uuid: project }],
+    ['get_project_snapshot', { project_uuid: project, include_content: false }],
+    ['get_project_sync_state', { project_uuid: project }],
+    ['list_project_events', { project_uuid: project, after_seq: 0 }],
+    ['get_project_files', { project_uuid: project, paths: ['package.json'] }],
+  ]) {
+    const r = await rpc(info.api_url, asContainer, fn, args);
+    assert.equal(r.status, 200, `${fn}: ${JSON.stringify(r.body)}`);
+  }
+  for (const [fn, args] of [
+    ['upsert_project_file', { project_uuid: project, p_file_path: 'x.ts', p_content: 'x' }],
+    ['delete_project_file', { project_uuid: project, p_file_path: 'package.json' }],
+    ['rename_project_file', { project_uuid: project, p_from_path: 'package.json', p_to_path: 'p.json' }],
+    ['bulk_upsert_project_files', { project_uuid: project, files: [{ file_path: 'y.ts', content: 'y' }] }],
+    ['register_binary_file', { project_uuid: project, p_file_path: 'b.png', p_storage_path: binary.storagePath,
+      p_content_hash: sha256(binary.bytes), p_size_bytes: binary.bytes.length }],
+    ['list_current_files', { project_uuid: strangerProject }],
+  ]) {
+    const r = await rpc(info.api_url, asContainer, fn, args);
+    assert.ok([401, 403, 404].includes(r.status), `${fn} answered ${r.status}: ${JSON.stringify(r.body)}`);
+    if (r.status !== 404) assert.equal(r.body.code, '42501', `${fn}: ${JSON.stringify(r.body)}`);
+  }
+});
+
+test('as a realtime access_token it joins only its own project topic', async () => {
+  // Node 20 has no global WebSocket: realtime-js takes `ws` as its transport.
+  const client = createClient(info.api_url, info.anon_key, {
+    auth: { persistSession: false, autoRefreshToken: false },
+    realtime: { transport: ws },
+  });
+  await client.realtime.setAuth(session.env.REALTIME_TOKEN);
+  const join = (topic) => new Promise((resolve) => {
+    const ch = client.channel(topic, { config: { private: true } });
+    const timer = setTimeout(() => resolve({ status: 'TIMED_OUT', ch }), 10_000);
+    ch.subscribe((status, err) => {
+      if (status === 'SUBSCRIBED' || status === 'CHANNEL_ERROR') { clearTimeout(timer); resolve({ status, err, ch }); }
+    });
+  });
+  try {
+    const own = await join(`project:${project}`);
+    assert.equal(own.status, 'SUBSCRIBED');
+    const got = new Promise((resolve) => own.ch.on('broadcast', { event: 'file:update' }, (m) => resolve(m.payload)));
+    await upsert('src/live.ts', 'export const live = true;\n');
+    const payload = await Promise.race([got, new Promise((_, rej) => setTimeout(() => rej(new Error('no broadcast')), 10_000))]);
+    assert.equal(payload.file_path, 'src/live.ts');
+
+    const other = await join(`project:${strangerProject}`);
+    assert.equal(other.status, 'CHANNEL_ERROR');
+  } finally {
+    await client.removeAllChannels();
+    client.realtime.disconnect();
+  }
+});
+
+test('POST /sessions/refresh: a still-valid container token gets a new one with the same scope', async () => {
+  const old = decodeJwt(session.env.REALTIME_TOKEN);
+  await new Promise((r) => setTimeout(r, 1100)); // a later iat
+  const r = await callWorker('/sessions/refresh', undefined, { authorization: `Bearer ${session.env.REALTIME_TOKEN}` });
+  assert.equal(r.status, 200, r.text);
+  const { payload } = await jwtVerify(r.body.token, new TextEncoder().encode(info.jwt_secret), { algorithms: ['HS256'] });
+  assert.deepEqual(Object.keys(payload).sort(), ['exp', 'iat', 'project_id', 'role', 'scope', 'session_id', 'sub']);
+  for (const k of ['role', 'sub', 'project_id', 'session_id', 'scope']) assert.equal(payload[k], old[k], k);
+  assert.ok(payload.iat > old.iat && payload.exp > old.exp);
+  assert.equal(r.body.env.REALTIME_TOKEN, r.body.token);
+  assert.equal(r.body.expiresAt, r.body.env.TOKEN_EXPIRES_AT);
+
+  const now = Math.floor(Date.now() / 1000);
+  const expired = await new SignJWT({ ...old, iat: now - 1000, exp: now - 1 }).setProtectedHeader({ alg: 'HS256' })
+    .sign(new TextEncoder().encode(info.jwt_secret));
+  const forged = await new SignJWT({ ...old, exp: now + 600 }).setProtectedHeader({ alg: 'HS256' })
+    .sign(new TextEncoder().encode('some-other-secret-of-sufficient-length-123'));
+  for (const [name, token] of [['expired', expired], ['forged', forged], ['service key', info.service_role_key],
+    ['user token', owner.access_token]]) {
+    const bad = await callWorker('/sessions/refresh', undefined, { authorization: `Bearer ${token}` });
+    assert.equal(bad.status, 401, `${name}: ${bad.text}`);
+    assert.equal(bad.body.error, 'unauthorized');
+  }
+});
+
+test('409 when snapshot hydration is off for the owner; 404 for an unknown project; 400 for junk', async () => {
+  for (const path of ['/build-project-snapshot', '/sessions']) {
+    const r = await callWorker(path, { projectId: strangerProject });
+    assert.equal(r.status, 409, r.text);
+    assert.equal(r.body.error, 'hydration_disabled');
+    assert.match(r.body.message, /FSYNC_SNAPSHOT_HYDRATION is off/);
+  }
+  const missing = await callWorker('/build-project-snapshot', { projectId: '00000000-0000-4000-8000-000000000000' });
+  assert.equal(missing.status, 404, missing.text);
+  assert.equal((await callWorker('/build-project-snapshot', { projectId: 'nope' })).status, 400);
+  assert.equal((await callWorker('/build-project-snapshot', 'not an object')).status, 400);
+  assert.equal((await fetch(`${worker.url}/sessions`)).status, 405);
+});
+
+test('413 with a clear message when a project is over the 50 MB snapshot limit', async () => {
+  const big = (await admin('projects', { owner_id: owner.id, name: 'big' })).body.id;
+  const chunk = 'x'.repeat(5_000_000);
+  for (let i = 0; i < 11; i++) {
+    const r = await rpc(info.api_url, asService(), 'upsert_project_file',
+      { project_uuid: big, p_file_path: `blob-${i}.txt`, p_content: `${i}${chunk}` });
+    assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
+  }
+  const r = await callWorker('/build-project-snapshot', { projectId: big });
+  assert.equal(r.status, 413, r.text);
+  assert.equal(r.body.error, 'too_large');
+  assert.match(r.body.message, /limit is 52428800 bytes/);
+});
+
+test('one JSON log line per request, never a secret', async () => {
+  await new Promise((r) => setTimeout(r, 300)); // let wrangler flush
+  const lines = worker.logLines();
+  const builds = lines.filter((l) => l.event_type === 'snapshot.build' && l.status === 200);
+  assert.ok(builds.length >= 4);
+  for (const l of builds) {
+    assert.equal(l.project_id, project);
+    assert.equal(typeof l.duration_ms, 'number');
+    assert.ok(['reused', 'built'].includes(l.snapshot));
+    assert.equal(typeof l.snapshot_bytes, 'number');
+    assert.equal(typeof l.snapshot_files, 'number');
+    assert.ok(l.wasm_memory_bytes > 0);
+  }
+  assert.ok(builds.some((l) => l.snapshot === 'built') && builds.some((l) => l.snapshot === 'reused'));
+  const sessions = lines.filter((l) => l.event_type === 'session.create' && l.status === 200);
+  assert.ok(sessions.length >= 1 && sessions.every((l) => l.session_id && l.project_id === project));
+  assert.ok(lines.some((l) => l.event_type === 'session.refresh' && l.status === 200 && l.session_id));
+  assert.ok(lines.some((l) => l.status === 401 && l.error === 'unauthorized'));
+  const out = worker.output();
+  for (const secret of [info.service_role_key, info.jwt_secret, session.env.REALTIME_TOKEN,
+    new URL(session.env.SNAPSHOT_URL).searchParams.get('token')]) {
+    assert.ok(!out.includes(secret), 'a secret reached the log');
+  }
+});
