@@ -56,18 +56,85 @@ pub fn extract_snapshot<R: Read>(
     Ok(manifest)
 }
 
+/// Files in flight to the writer threads at most; bounds memory to this many files' bytes.
+#[cfg(not(target_arch = "wasm32"))]
+const QUEUE: usize = 32;
+/// Creating files costs mostly filesystem latency, not CPU, so a few writers overlap it.
+#[cfg(not(target_arch = "wasm32"))]
+const WRITERS: usize = 4;
+
+#[cfg(not(target_arch = "wasm32"))]
 fn write_all<R: Read>(input: R, root: &Path, limits: &Limits) -> Result<Manifest, SnapshotError> {
-    let mut made: HashSet<PathBuf> = HashSet::new();
+    use std::sync::{mpsc, Mutex};
+
+    let (tx, rx) = mpsc::sync_channel::<(PathBuf, Vec<u8>)>(QUEUE);
+    let rx = Mutex::new(rx);
+    let failed: Mutex<Option<std::io::Error>> = Mutex::new(None);
+    let result = std::thread::scope(|scope| {
+        for _ in 0..WRITERS {
+            scope.spawn(|| loop {
+                let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                let Ok((dest, bytes)) = next else { break };
+                if let Err(e) = fs::write(&dest, bytes) {
+                    failed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(e);
+                }
+            });
+        }
+        let mut made = DirCache::new(root);
+        let result = read_snapshot(input, limits, |entry, bytes| {
+            if let Some(e) = failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                return Err(e);
+            }
+            let dest = made.prepare(&entry.path)?;
+            tx.send((dest, bytes.to_vec()))
+                .map_err(|_| std::io::Error::other("extraction writers stopped"))
+        });
+        drop(tx);
+        result
+    });
+    let manifest = result?;
+    match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e.into()),
+        None => Ok(manifest),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn write_all<R: Read>(input: R, root: &Path, limits: &Limits) -> Result<Manifest, SnapshotError> {
+    let mut made = DirCache::new(root);
     read_snapshot(input, limits, |entry, bytes| {
-        let dest = root.join(&entry.path);
+        fs::write(made.prepare(&entry.path)?, bytes)
+    })
+}
+
+/// Creates each parent folder once.
+struct DirCache<'a> {
+    root: &'a Path,
+    made: HashSet<PathBuf>,
+}
+
+impl<'a> DirCache<'a> {
+    fn new(root: &'a Path) -> Self {
+        DirCache {
+            root,
+            made: HashSet::new(),
+        }
+    }
+
+    /// The destination of `path`, with its folder created.
+    fn prepare(&mut self, path: &str) -> std::io::Result<PathBuf> {
+        let dest = self.root.join(path);
         if let Some(dir) = dest.parent() {
-            if dir != root && !made.contains(dir) {
+            if dir != self.root && !self.made.contains(dir) {
                 fs::create_dir_all(dir)?;
-                made.insert(dir.to_path_buf());
+                self.made.insert(dir.to_path_buf());
             }
         }
-        fs::write(&dest, bytes)
-    })
+        Ok(dest)
+    }
 }
 
 fn unique_sibling(parent: &Path, name: &str, role: &str) -> PathBuf {
