@@ -8,21 +8,25 @@
 // Needs edge/build (scripts/build-edge.sh) and fs-sync-dev (cargo build -p fs-sync-dev).
 //
 // Method. One project per size is seeded with source-like text files (~5 KB each, so 5,000 files is
-// ~25 MB) through bulk_upsert_project_files. For each implementation and size a fresh `wrangler dev`
-// (a new workerd process and isolate) serves the worker; after a /health warm-up, each run POSTs
-// /build-project-snapshot and waits for the answer. fs-sync-edge's stored archive is deleted
-// before every run so each run builds (no reuse). Reported, per implementation and size:
-//   - wall: median request time seen by the client (upstream calls included, same for both);
-//   - cpu: median CPU time workerd used during the request (utime+stime from /proc), i.e. the
-//     Worker's CPU time plus the runtime's own I/O work;
-//   - isolate peak: the isolate's memory as the 128 MB limit counts it, sampled every 10 ms
-//     through the V8 inspector (Runtime.getHeapUsage: JS heap + ArrayBuffer backing stores) after a
-//     forced GC, plus the Wasm linear memory (fs-sync-edge's log line; it only grows). Samples are
-//     taken when the isolate yields (at every I/O), so a peak inside one synchronous stretch can be
-//     missed; both implementations yield often (fs-sync-edge per batch, JSZip per chunk).
-//   - workerd RSS rise: how far the process's resident set rose over its post-warm-up baseline,
-//     largest over the runs (the first run dominates: code tier-up, allocator growth, garbage V8
-//     has not collected because workerd runs locally without the 128 MB limit). Not the limit.
+// ~26 MB) through bulk_upsert_project_files. For each implementation and size a fresh `wrangler dev`
+// (a new workerd process and isolate, serving a copy of the build) answers POST
+// /build-project-snapshot; after a /health warm-up, `--runs` requests are timed. fs-sync-edge's
+// stored archive is deleted before every run, so each run builds (no reuse). Reported:
+//   - wall: median request time seen by the client (the upstream calls included);
+//   - workerd CPU: median CPU time the two workerd processes of `wrangler dev` (the worker's and the
+//     entry proxy in front of it) used during the request, utime+stime from /proc: the Worker's own
+//     CPU time plus the runtime's I/O work for it;
+//   - isolate peak: the isolate's memory as the 128 MB limit counts it: the largest
+//     Runtime.getHeapUsage (JS heap + ArrayBuffer backing stores) sampled every ~10 ms through the V8
+//     inspector during one more build in another fresh worker, plus the Wasm linear memory
+//     (fs-sync-edge's log line; it only grows). The inspector is attached from that worker's start
+//     (attached later it re-tiers the code and slows it many times over) and never during the timed
+//     runs. Samples come when the isolate yields (every I/O), so a peak inside one synchronous
+//     stretch can be missed; both implementations yield often (fs-sync-edge per batch, JSZip per
+//     chunk);
+//   - workerd RSS rise: how far the process's resident set rose over its post-warm-up baseline
+//     during the timed runs. Not the limit: it includes code tier-up, allocator growth and garbage
+//     that V8 leaves uncollected when nothing limits it, as locally;
 //   - archive bytes.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -78,16 +82,18 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mb = (b) => (b / 1e6).toFixed(1);
 
 /** One build request; `sample` (optional) runs until it ends. */
+const sumOf = (pids, f) => pids.reduce((a, pid) => a + f(pid), 0);
+
 async function buildOnce(worker, projectId, sample) {
-  const pid = worker.workerdPid();
+  const pids = worker.workerdPids();
   let sampling = true;
   const sampler = sample ? (async () => { while (sampling) { await sample(); await sleep(10); } })() : null;
-  const cpu0 = cpuSeconds(pid);
+  const cpu0 = sumOf(pids, cpuSeconds);
   const t0 = performance.now();
   const r = await postJson(`${worker.url}/build-project-snapshot`, { projectId },
     { authorization: `Bearer ${worker.serviceKey}` });
   const wall = performance.now() - t0;
-  const cpu = (cpuSeconds(pid) - cpu0) * 1000;
+  const cpu = (sumOf(pids, cpuSeconds) - cpu0) * 1000;
   sampling = false;
   await sampler;
   if (r.status !== 200) {
@@ -97,36 +103,48 @@ async function buildOnce(worker, projectId, sample) {
   return { wall, cpu, size: r.body.size, body: r.body };
 }
 
-/**
- * `runs` timed builds, then one more build for memory. The V8 inspector is attached only for that
- * last one: an attached inspector slows the isolate (Wasm in particular) many times over.
- */
+/** `runs` timed builds (`before` runs ahead of each) and workerd's largest RSS rise. */
 async function measure(worker, projectId, before) {
-  const pid = worker.workerdPid();
-  const base = memory(pid).rss;
+  const pids = worker.workerdPids();
+  const rssNow = () => sumOf(pids, (pid) => memory(pid).rss);
+  const base = rssNow();
   let rss = 0;
-  const watchRss = async () => { try { rss = Math.max(rss, memory(pid).rss); } catch { /* gone */ } };
+  const watchRss = async () => { try { rss = Math.max(rss, rssNow()); } catch { /* gone */ } };
   const timed = [];
   for (let i = 0; i < runs; i++) {
     await before?.(timed);
     timed.push(await buildOnce(worker, projectId, watchRss));
   }
-  await before?.(timed);
-  const v8 = await inspect(worker.inspectorPort);
+  return { timed, rss: Math.max(0, rss - base) };
+}
+
+/**
+ * The isolate's peak memory for one build, in a fresh worker whose V8 inspector is attached from
+ * the start (attaching one to a warmed-up isolate re-tiers its code and slows it many times over;
+ * the timed runs above never have one attached).
+ */
+async function isolatePeak(start, projectId, before) {
+  const worker = await start();
   let heap = 0;
   let missed = 0;
   try {
-    await buildOnce(worker, projectId, async () => {
-      await watchRss();
-      // The isolate answers between tasks; a busy one may not answer a sample in time.
-      const h = await Promise.race([v8.call('Runtime.getHeapUsage'), sleep(250).then(() => null)]);
-      if (h) heap = Math.max(heap, h.totalSize + (h.backingStorageSize ?? 0)); else missed += 1;
-      await sleep(90);
-    });
+    const v8 = await inspect(worker.inspectorPort);
+    try {
+      await before?.();
+      await buildOnce(worker, projectId, async () => {
+        // The isolate answers between tasks; a busy one may not answer a sample in time.
+        const h = await Promise.race([v8.call('Runtime.getHeapUsage'), sleep(250).then(() => null)]);
+        if (h) heap = Math.max(heap, h.totalSize + (h.backingStorageSize ?? 0)); else missed += 1;
+      });
+    } finally {
+      v8.close();
+    }
+    await sleep(300); // let wrangler print the log line
+    const wasm = Math.max(0, ...worker.logLines().map((l) => l.wasm_memory_bytes ?? 0));
+    return { heap, missed, wasm };
   } finally {
-    v8.close();
+    await worker.stop();
   }
-  return { timed, heap, missed, rss: Math.max(0, rss - base) };
 }
 
 async function main() {
@@ -157,53 +175,65 @@ async function main() {
       process.stderr.write(`seeded ${n} files, ${mb(bytes)} MB\n`);
 
       // fs-sync-edge: delete the stored archive before each run, so every run builds.
-      const rust = await startWorker(env);
-      rust.serviceKey = info.service_role_key;
-      let rustM, wasm, built;
+      const deleteStored = async () => {
+        for (const id of storedNames) {
+          const del = await fetch(`${info.api_url}/storage/v1/object/project-snapshots/${project}/${id}.zip`,
+            { method: 'DELETE', headers: { ...service, apikey: info.service_role_key } });
+          if (!del.ok && del.status !== 404 && del.status !== 400) {
+            throw new Error(`deleting the stored snapshot: ${del.status} ${await del.text()}`);
+          }
+        }
+      };
+      const storedNames = [];
+      const startRust = async () => { const w = await startWorker(env); w.serviceKey = info.service_role_key; return w; };
+      const rust = await startRust();
+      let rustM, built;
       try {
         rustM = await measure(rust, project, async (done) => {
-          if (done.length === 0) return;
-          const del = await fetch(`${info.api_url}/storage/v1/object/project-snapshots/${project}/${done[0].body.snapshotId}.zip`,
-            { method: 'DELETE', headers: { ...service, apikey: info.service_role_key } });
-          if (!del.ok) throw new Error(`deleting the stored snapshot: ${del.status} ${await del.text()}`);
+          for (const d of done) if (!storedNames.includes(d.body.snapshotId)) storedNames.push(d.body.snapshotId);
+          if (done.length) await deleteStored();
         });
         await sleep(300); // let wrangler print the last log line
-        const lines = rust.logLines().filter((l) => l.event_type === 'snapshot.build');
-        wasm = Math.max(...lines.map((l) => l.wasm_memory_bytes));
-        built = lines.filter((l) => l.snapshot === 'built').length;
+        built = rust.logLines().filter((l) => l.event_type === 'snapshot.build' && l.snapshot === 'built').length;
         const first = rustM.timed[0].body;
         const dl = Buffer.from(await (await fetch(first.signedUrl)).arrayBuffer());
         if (createHash('sha256').update(dl).digest('hex') !== first.sha256) throw new Error('sha256 mismatch');
       } finally {
         await rust.stop();
       }
+      rustM.mem = await isolatePeak(startRust, project, deleteStored);
 
-      const js = await startWorker(env, { main: join(root, 'bench/edge-jszip-worker.mjs'), name: 'fs-sync-bench-jszip' });
-      js.serviceKey = info.service_role_key;
+      const startJs = async () => {
+        const w = await startWorker(env, { main: join(root, 'bench/edge-jszip-worker.mjs'), name: 'fs-sync-bench-jszip' });
+        w.serviceKey = info.service_role_key;
+        return w;
+      };
+      const js = await startJs();
       let jsM;
       try {
         jsM = await measure(js, project);
       } finally {
         await js.stop();
       }
+      jsM.mem = await isolatePeak(startJs, project);
 
-      rows.push({ n, bytes, rustM, jsM, wasm, built });
+      rows.push({ n, bytes, rustM, jsM, built });
     }
   } finally {
     await stack.stop();
   }
 
-  console.log(`\nSnapshot build inside workerd (wrangler dev 4.86), fs-sync-dev upstream: median of ${runs} timed runs; memory from one more run`);
+  console.log(`\nSnapshot build inside workerd (wrangler dev 4.86), fs-sync-dev upstream: median of ${runs} timed runs; isolate peak from one more run in a fresh, inspected worker`);
   console.log('| files | content MB | impl | wall ms | workerd CPU ms | isolate peak MB | of which Wasm MB | workerd RSS rise MB | archive MB | CPU speed-up |');
   console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
     const rc = median(r.rustM.timed.map((x) => x.cpu));
     const jc = median(r.jsM.timed.map((x) => x.cpu));
-    const row = (name, m, wasm, speed) => console.log(`| ${r.n} | ${mb(r.bytes)} | ${name} | ${median(m.timed.map((x) => x.wall)).toFixed(0)} | ${median(m.timed.map((x) => x.cpu)).toFixed(0)} | ${mb(m.heap + (wasm ?? 0))} | ${wasm === undefined ? '–' : mb(wasm)} | ${mb(m.rss)} | ${mb(m.timed[0].size)} | ${speed} |`);
-    row('fs-sync-edge (Rust)', r.rustM, r.wasm, `${(jc / rc).toFixed(1)}x`);
-    row('JSZip (seed)', r.jsM, undefined, '1.0x');
-    if (r.built !== runs + 1) console.log(`(note: fs-sync-edge built ${r.built} of ${runs + 1} runs)`);
-    if (r.rustM.missed || r.jsM.missed) console.log(`(heap samples missed: Rust ${r.rustM.missed}, JSZip ${r.jsM.missed})`);
+    const row = (name, m, speed) => console.log(`| ${r.n} | ${mb(r.bytes)} | ${name} | ${median(m.timed.map((x) => x.wall)).toFixed(0)} | ${median(m.timed.map((x) => x.cpu)).toFixed(0)} | ${mb(m.mem.heap + m.mem.wasm)} | ${m.mem.wasm ? mb(m.mem.wasm) : '–'} | ${mb(m.rss)} | ${mb(m.timed[0].size)} | ${speed} |`);
+    row('fs-sync-edge (Rust)', r.rustM, `${(jc / rc).toFixed(1)}x`);
+    row('JSZip (seed)', r.jsM, '1.0x');
+    if (r.built !== runs) console.log(`(note: fs-sync-edge built ${r.built} of ${runs} timed runs)`);
+    if (r.rustM.mem.missed || r.jsM.mem.missed) console.log(`(heap samples missed: Rust ${r.rustM.mem.missed}, JSZip ${r.jsM.mem.missed})`);
   }
 }
 

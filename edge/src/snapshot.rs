@@ -247,8 +247,44 @@ pub(crate) fn check_size(plan: &Plan, limit: u64) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Streams a stored object through SHA-256: `(sha256 hex, bytes)`.
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// Workers' `crypto.DigestStream`: a `WritableStream` that hashes what is piped into it, natively.
+    #[wasm_bindgen(js_namespace = crypto, js_name = DigestStream, extends = worker::web_sys::WritableStream)]
+    type DigestStream;
+    #[wasm_bindgen(constructor, js_namespace = crypto, js_class = "DigestStream", catch)]
+    fn new(algorithm: &str) -> Result<DigestStream, JsValue>;
+    #[wasm_bindgen(method, getter)]
+    fn digest(this: &DigestStream) -> js_sys::Promise;
+}
+
+/// SHA-256 of a stored object and its size: `(sha256 hex, bytes)`.
+///
+/// The body is piped into `crypto.DigestStream` (native hashing, nothing copied into Wasm, memory
+/// bounded) when the runtime has it and the response carries its length; otherwise it is streamed
+/// through Rust's SHA-256 chunk by chunk.
 pub(crate) async fn hash_object(mut resp: worker::Response) -> Result<(String, u64), AppError> {
+    let length = resp
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let (Some(length), worker::ResponseBody::Stream(body)) = (length, resp.body()) {
+        if let Ok(sink) = DigestStream::new("SHA-256") {
+            let piped = async {
+                wasm_bindgen_futures::JsFuture::from(body.pipe_to(&sink)).await?;
+                wasm_bindgen_futures::JsFuture::from(sink.digest()).await
+            };
+            let digest = piped.await.map_err(|e| {
+                AppError::Upstream(format!("reading the stored snapshot failed: {e:?}"))
+            })?;
+            return Ok((
+                hex::encode(js_sys::Uint8Array::new(&digest).to_vec()),
+                length,
+            ));
+        }
+    }
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
     let mut stream = resp.stream()?;
@@ -352,7 +388,7 @@ impl Builder {
                 entry.path
             )));
         };
-        let body = resp.bytes().await?;
+        let body = crate::supabase::body_bytes(&mut resp).await?;
         let writer = self
             .writer
             .as_mut()

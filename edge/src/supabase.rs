@@ -4,7 +4,7 @@
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
-use worker::{Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::{Fetch, Headers, Method, Request, RequestInit, Response, ResponseBody};
 
 use crate::error::AppError;
 
@@ -68,6 +68,27 @@ pub(crate) fn encode_path(path: &str) -> String {
         .join("/")
 }
 
+/// A response's whole body, read by the runtime in one `arrayBuffer()` and copied into Wasm
+/// once. (`worker::Response::bytes` pulls the stream chunk by chunk through a promise each, which
+/// costs several times more CPU on multi-megabyte bodies.)
+pub(crate) async fn body_bytes(resp: &mut Response) -> Result<Vec<u8>, AppError> {
+    let stream = match resp.body() {
+        ResponseBody::Stream(stream) => stream.clone(),
+        ResponseBody::Body(bytes) => return Ok(bytes.clone()),
+        ResponseBody::Empty => return Ok(Vec::new()),
+    };
+    let read = async {
+        let whole = worker::web_sys::Response::new_with_opt_readable_stream(Some(&stream))?;
+        let buffer = wasm_bindgen_futures::JsFuture::from(whole.array_buffer()?).await?;
+        Ok::<_, wasm_bindgen::JsValue>(js_sys::Uint8Array::new(&buffer).to_vec())
+    };
+    read.await.map_err(|e| {
+        AppError::Upstream(format!(
+            "reading a response body from Supabase failed: {e:?}"
+        ))
+    })
+}
+
 /// The service-role client.
 #[derive(Clone)]
 pub(crate) struct Supabase {
@@ -121,7 +142,7 @@ impl Supabase {
             .send(Method::Post, &url, h, Some(args.to_string().into()))
             .await?;
         let status = resp.status_code();
-        let bytes = resp.bytes().await?;
+        let bytes = body_bytes(&mut resp).await?;
         if !(200..300).contains(&status) {
             return Err(postgrest_error(name, status, &bytes));
         }
@@ -159,7 +180,7 @@ impl Supabase {
         if (200..300).contains(&status) {
             return Ok(Some(resp));
         }
-        let bytes = resp.bytes().await.unwrap_or_default();
+        let bytes = body_bytes(&mut resp).await.unwrap_or_default();
         let err: StorageError = serde_json::from_slice(&bytes).unwrap_or_default();
         if err.status(status) == 404 || err.error.as_deref() == Some("not_found") {
             return Ok(None);
@@ -187,7 +208,7 @@ impl Supabase {
         if (200..300).contains(&status) {
             return Ok(Uploaded::Created);
         }
-        let bytes = resp.bytes().await.unwrap_or_default();
+        let bytes = body_bytes(&mut resp).await.unwrap_or_default();
         let err: StorageError = serde_json::from_slice(&bytes).unwrap_or_default();
         match err.status(status) {
             409 => Ok(Uploaded::AlreadyExists),
@@ -231,7 +252,7 @@ impl Supabase {
         let body = serde_json::json!({ "expiresIn": expires_in }).to_string();
         let mut resp = self.send(Method::Post, &url, h, Some(body.into())).await?;
         let status = resp.status_code();
-        let bytes = resp.bytes().await?;
+        let bytes = body_bytes(&mut resp).await?;
         if !(200..300).contains(&status) {
             let err: StorageError = serde_json::from_slice(&bytes).unwrap_or_default();
             return Err(storage_error("signing", bucket, name, status, &err));

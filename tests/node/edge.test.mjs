@@ -54,12 +54,10 @@ before(async () => {
   stranger = (await admin('users', { email: 'edge-stranger@example.test' })).body;
   project = (await admin('projects', { owner_id: owner.id, name: 'edge' })).body.id;
   strangerProject = (await admin('projects', { owner_id: stranger.id, name: 'other' })).body.id;
-  // Fixtures only the database superuser can set up here: the flag for the owner (not the
-  // stranger), and a bucket for binary assets (the migrations define none).
+  // The flag, on for the owner only (not the stranger): a fixture only the database superuser
+  // can set up here.
   psql(info.db_url, `update public.feature_flags set enabled = true,
     target_user_ids = array['${owner.id}']::uuid[] where flag_key = '${FLAG}'`);
-  psql(info.db_url, `insert into storage.buckets (id, name, public) values
-    ('${ASSETS_BUCKET}', '${ASSETS_BUCKET}', false) on conflict (id) do nothing`);
 
   await upsert('src/App.tsx', 'export default function App() {\n  return <h1>héllo</h1>;\n}\n'.repeat(20));
   await upsert('docs/ünïcødé/日本語 ファイル.md', '# 見出し\n\nΚαλημέρα 🌍\n');

@@ -99,8 +99,11 @@ export async function startWorker(env, { main, name } = {}) {
     /** The worker's JSON log lines (one per request). */
     logLines: () => output.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('{"event_type"'))
       .map((l) => JSON.parse(l)),
-    /** The workerd process serving this worker (for CPU and memory readings). */
-    workerdPid: () => descendants(proc.pid).find((pid) => comm(pid) === 'workerd'),
+    /**
+     * The workerd processes of this `wrangler dev` (for CPU and memory readings): wrangler runs
+     * two, the worker's own and an entry proxy in front of it; readings should sum them.
+     */
+    workerdPids: () => descendants(proc.pid).filter((pid) => comm(pid) === 'workerd'),
     async stop() { await stopProcess(proc, WRANGLER_STOP); rmSync(dir, { recursive: true, force: true }); },
   };
 }
