@@ -4,10 +4,9 @@
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::{Client, Config, GenericClient, NoTls, Statement};
+use tokio_postgres::{Client, Config, GenericClient, Statement};
 
 /// A pooled connection and its prepared statements.
 pub(crate) struct Conn {
@@ -153,22 +152,5 @@ impl Drop for Pooled {
 
 /// Connects, retrying while a just-started server is not yet accepting logins.
 pub(crate) async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
-    let mut attempt = 0;
-    loop {
-        match config.connect(NoTls).await {
-            Ok((client, connection)) => {
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-                return Ok(client);
-            }
-            Err(e)
-                if attempt < 100 && e.as_db_error().is_none_or(|d| d.code().code() == "57P03") =>
-            {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    fs_sync_pg::connect(config).await
 }

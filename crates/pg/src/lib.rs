@@ -25,7 +25,7 @@ pub use cluster::Cluster;
 pub use schema::{
     apply, base_files, db_message, down_files, migration_files, repo_root, schema_digest,
 };
-pub use testdb::{set_claims, shared_cluster, TestDb};
+pub use testdb::{connect, set_claims, shared_cluster, TestDb};
 
 /// What can go wrong starting a cluster or preparing a database.
 #[derive(Debug, thiserror::Error)]

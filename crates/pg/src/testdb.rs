@@ -32,12 +32,12 @@ impl TestDb {
     pub async fn new() -> Result<TestDb, Error> {
         let cluster = shared_cluster()?;
         let template = template(cluster).await?;
-        let admin = connect(cluster, "postgres").await?;
+        let admin = connect_to(cluster, "postgres").await?;
         let name = format!("t_{}_{}", std::process::id(), next_id());
         admin
             .batch_execute(&format!("create database {name} template {template}"))
             .await?;
-        let admin = connect(cluster, &name).await?;
+        let admin = connect_to(cluster, &name).await?;
         Ok(TestDb {
             cluster,
             name,
@@ -49,12 +49,12 @@ impl TestDb {
     /// themselves (up/down round trips, upgrades from the legacy schema).
     pub async fn with_base_only() -> Result<TestDb, Error> {
         let cluster = shared_cluster()?;
-        let admin = connect(cluster, "postgres").await?;
+        let admin = connect_to(cluster, "postgres").await?;
         let name = format!("t_{}_{}", std::process::id(), next_id());
         admin
             .batch_execute(&format!("create database {name}"))
             .await?;
-        let admin = connect(cluster, &name).await?;
+        let admin = connect_to(cluster, &name).await?;
         // Roles are cluster-wide: two databases creating them at once would race.
         let _roles = ROLES.lock().await;
         schema::apply(&admin, &schema::base_files()?).await?;
@@ -92,7 +92,7 @@ impl TestDb {
             .url_as(role, None, &self.name)
             .parse()
             .map_err(|e| Error::Config(format!("{e}")))?;
-        spawn_connection(&config).await
+        Ok(connect(&config).await?)
     }
 
     /// Runs `sql` the way PostgREST runs a request: one transaction on an `authenticator`
@@ -137,11 +137,13 @@ fn next_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-async fn connect(cluster: &Cluster, database: &str) -> Result<Client, Error> {
-    spawn_connection(&cluster.config(database)).await
+async fn connect_to(cluster: &Cluster, database: &str) -> Result<Client, Error> {
+    Ok(connect(&cluster.config(database)).await?)
 }
 
-async fn spawn_connection(config: &tokio_postgres::Config) -> Result<Client, Error> {
+/// Connects with `config`, retrying while a just-started server is not yet accepting logins, and
+/// drives the connection on its own task.
+pub async fn connect(config: &tokio_postgres::Config) -> Result<Client, tokio_postgres::Error> {
     // A just-started server accepts TCP a moment before it accepts logins.
     let mut attempt = 0;
     loop {
@@ -158,7 +160,7 @@ async fn spawn_connection(config: &tokio_postgres::Config) -> Result<Client, Err
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -171,7 +173,7 @@ async fn template(cluster: &Cluster) -> Result<String, Error> {
         return Ok(name.clone());
     }
     let name = format!("fsync_template_{}", schema::schema_digest()?);
-    let admin = connect(cluster, "postgres").await?;
+    let admin = connect_to(cluster, "postgres").await?;
     let exists = admin
         .query_opt("select 1 from pg_database where datname = $1", &[&name])
         .await?
@@ -185,7 +187,7 @@ async fn template(cluster: &Cluster) -> Result<String, Error> {
         admin
             .batch_execute(&format!("create database {scratch}"))
             .await?;
-        let client = connect(cluster, &scratch).await?;
+        let client = connect_to(cluster, &scratch).await?;
         let files: Vec<_> = schema::base_files()?
             .into_iter()
             .chain(schema::migration_files()?)
