@@ -21,6 +21,7 @@ mkdir -p "$dist/web"
 
 cp "$pkg/src/web.js" "$dist/web/index.js"
 cp "$pkg/src/guard.js" "$dist/web/guard.js"
+cp "$pkg/src/hash.js" "$dist/web/hash.js"
 cp "$pkg/src/node.js" "$dist/node.js"
 cp "$pkg/src/native.js" "$dist/native.js"
 cp "$pkg/src/index.d.ts" "$dist/index.d.ts"

@@ -21,6 +21,32 @@ test('contentHash equals SHA-256 of the UTF-8 bytes for strings and bytes', () =
   assert.equal(fsSync.contentHash('héllo wörld ✓'), 'c2a59c71097b678dc5af2eb1f98ddc575b63948b0fa6740071a945673aaada4d');
 });
 
+test('contentHash agrees at the edges of its one-piece and streamed paths', () => {
+  const sha = (x) => createHash('sha256').update(x).digest('hex');
+  // 16 Ki UTF-16 units is the largest string hashed in one piece, 48 KiB the streaming piece:
+  // multi-byte characters and surrogate pairs land on both sides of each boundary.
+  const strings = [];
+  for (const n of [16383, 16384, 16385, 49151, 49152, 49153, 100000]) {
+    strings.push('a'.repeat(n), '€'.repeat(n), 'a' + '🚀'.repeat(n >> 1), 'ab'.repeat(n >> 1) + '日');
+  }
+  strings.push('lone \ud800 surrogate', 'x'.repeat(20000) + '\udfff');
+  for (const s of strings) assert.equal(fsSync.contentHash(s), sha(Buffer.from(s, 'utf8')), `${s.length} units`);
+  const bytes = Buffer.from('0123456789abcdef'.repeat(10000));
+  for (const n of [0, 1, 49151, 49152, 49153, 98304, 98305, bytes.length]) {
+    assert.equal(fsSync.contentHash(bytes.subarray(0, n)), sha(bytes.subarray(0, n)), `${n} bytes`);
+    // A view into a larger buffer, at an offset.
+    assert.equal(fsSync.contentHash(new Uint8Array(bytes.buffer, bytes.byteOffset + 7, n >> 1)), sha(bytes.subarray(7, 7 + (n >> 1))));
+  }
+});
+
+test('contentHash stays right after Wasm memory grows', () => {
+  const before = fsSync.contentHash('same input');
+  // Passing a 32 MB string to Wasm grows its memory, which detaches every view of the old one.
+  assert.throws(() => fsSync.validatePath('p'.repeat(32 << 20)), (e) => e.details.rule === 'too_long');
+  assert.equal(fsSync.contentHash('same input'), before);
+  assert.equal(before, createHash('sha256').update('same input').digest('hex'));
+});
+
 test('validatePath throws FsSyncError (an Error) naming the rule', () => {
   fsSync.validatePath('src/App.tsx');
   for (const [path, rule] of [['../x', 'dot_segment'], ['/etc/passwd', 'absolute'], ['a\\b', 'backslash'], ['cafe\u0301', 'not_nfc'], ['.fs-sync/x', 'reserved']]) {

@@ -1,8 +1,10 @@
 // ESM entry for browsers and bundlers: instantiates the Wasm next to this file, then re-exports.
 import './guard.js';
+import { makeContentHash } from './hash.js';
 import init, * as wasm from './fs_sync.js';
 
-await init({ module_or_path: new URL('./fs_sync_bg.wasm', import.meta.url) });
+const instance = await init({ module_or_path: new URL('./fs_sync_bg.wasm', import.meta.url) });
 
-export const { contentHash, validatePath, inferFileType, FsSyncClient } = wasm;
+export const { validatePath, inferFileType, FsSyncClient } = wasm;
 export const FsSyncError = wasm.errorClass();
+export const contentHash = makeContentHash(instance, wasm);

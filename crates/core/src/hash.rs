@@ -6,7 +6,12 @@ use sha2::{Digest, Sha256};
 ///
 /// SQL computes the same value with `encode(sha256(convert_to(content, 'UTF8')), 'hex')`.
 pub fn content_hash(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    hex::encode(content_digest(bytes))
+}
+
+/// The raw SHA-256 of `bytes`: [`content_hash`] before hex encoding.
+pub fn content_digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
 }
 
 /// Incremental form of [`content_hash`] for data that arrives in pieces.
@@ -26,7 +31,12 @@ impl ContentHasher {
 
     /// The lowercase hex digest of everything fed so far.
     pub fn finish(self) -> String {
-        hex::encode(self.0.finalize())
+        hex::encode(self.digest())
+    }
+
+    /// The raw digest of everything fed so far: [`ContentHasher::finish`] before hex encoding.
+    pub fn digest(self) -> [u8; 32] {
+        self.0.finalize().into()
     }
 }
 

@@ -46,7 +46,7 @@ pub use event::{
     BulkFile, Change, Event, EventError, EventKind, EVENT_VERSION, MAX_INLINE_CONTENT,
 };
 pub use filetype::{extension, infer_file_type, is_precompressed, FileType};
-pub use hash::{content_hash, is_content_hash, ContentHasher};
+pub use hash::{content_digest, content_hash, is_content_hash, ContentHasher};
 pub use manifest::{Manifest, ManifestEntry, ManifestError, MANIFEST_FORMAT, MANIFEST_PATH};
 pub use path::{
     install_nfc, validate_path, PathError, PathRule, MAX_PATH_BYTES, MAX_SEGMENTS, RESERVED_DIR,
