@@ -2,42 +2,46 @@
 // seed's approach (JSZip in a JS Worker, bench/edge-jszip-worker.mjs) on the same projects, in one
 // run, both against one fs-sync-dev. A benchmark, not a test.
 //
-//   npm run bench:edge                        # 100 / 1,000 / 5,000 files (~5 KB each), 3 runs each
-//   node bench/edge-snapshot.mjs --sizes=100,1000 --runs=3
+//   npm run bench:edge                        # 100 / 1,000 / 5,000 files (~5 KB each)
+//   node bench/edge-snapshot.mjs --sizes=100,1000 --runs=5
 //
 // Needs edge/build (scripts/build-edge.sh) and fs-sync-dev (cargo build -p fs-sync-dev).
 //
 // Method. One project per size is seeded with source-like text files (~5 KB each, so 5,000 files is
-// ~26 MB) through bulk_upsert_project_files. For each implementation and size a fresh `wrangler dev`
-// (a new workerd process and isolate, serving a copy of the build) answers POST
-// /build-project-snapshot; after a /health warm-up, `--runs` requests are timed. fs-sync-edge's
-// stored archive is deleted before every run, so each run builds (no reuse). Reported:
+// ~26 MB) through bulk_upsert_project_files. For each implementation and size a fresh workerd
+// (bench/workerd.mjs: Miniflare with edge/wrangler.toml's settings, without wrangler's DevTools
+// proxy) answers POST /build-project-snapshot; after a /health warm-up the builds are timed (at
+// least --runs, default 5, and more for small projects so that the 10 ms CPU clock resolves them).
+// fs-sync-edge's stored archive is deleted before every build, so each one builds (no reuse).
+// Reported:
 //   - wall: median request time seen by the client (the upstream calls included);
-//   - workerd CPU: median CPU time the two workerd processes of `wrangler dev` (the worker's and the
-//     entry proxy in front of it) used during the request, utime+stime from /proc: the Worker's own
-//     CPU time plus the runtime's I/O work for it;
+//   - workerd CPU: mean CPU time (utime+stime from /proc) of the workerd process per build: the
+//     Worker's own CPU time plus the runtime's I/O work for it;
 //   - isolate peak: the isolate's memory as the 128 MB limit counts it: the largest
 //     Runtime.getHeapUsage (JS heap + ArrayBuffer backing stores) sampled every ~10 ms through the V8
 //     inspector during one more build in another fresh worker, plus the Wasm linear memory
 //     (fs-sync-edge's log line; it only grows). The inspector is attached from that worker's start
 //     (attached later it re-tiers the code and slows it many times over) and never during the timed
-//     runs. Samples come when the isolate yields (every I/O), so a peak inside one synchronous
+//     builds. Samples come when the isolate yields (every I/O), so a peak inside one synchronous
 //     stretch can be missed; both implementations yield often (fs-sync-edge per batch, JSZip per
 //     chunk);
 //   - workerd RSS rise: how far the process's resident set rose over its post-warm-up baseline
-//     during the timed runs. Not the limit: it includes code tier-up, allocator growth and garbage
+//     during the timed builds. Not the limit: it includes code tier-up, allocator growth and garbage
 //     that V8 leaves uncollected when nothing limits it, as locally;
 //   - archive bytes.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  root, startDevstack, startWorker, psql, rpc, postJson, cpuSeconds, memory, inspect,
+  root, startDevstack, psql, rpc, postJson, cpuSeconds, memory, inspect,
 } from '../tests/node/helpers/edge.mjs';
+import { startWorkerd } from './workerd.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const sizes = (args.sizes ?? '100,1000,5000').split(',').map(Number);
-const runs = Number(args.runs ?? 3);
+const runs = Number(args.runs ?? 5);
+const workerdVersion = execFileSync(join(root, 'node_modules/.bin/workerd'), ['--version'], { encoding: 'utf8' }).trim();
 
 // Source-like text from a seeded PRNG (mulberry32), the same kind of tree as bench/zip-compare.mjs.
 function generateFiles(n, seed) {
@@ -103,19 +107,24 @@ async function buildOnce(worker, projectId, sample) {
   return { wall, cpu, size: r.body.size, body: r.body };
 }
 
-/** `runs` timed builds (`before` runs ahead of each) and workerd's largest RSS rise. */
-async function measure(worker, projectId, before) {
+/**
+ * Timed builds (`before` runs ahead of each, untimed) and workerd's largest RSS rise. workerd's CPU
+ * clock ticks in 10 ms steps, so small projects get more builds: at least `runs`, and enough for
+ * about 5,000 files in all.
+ */
+async function measure(worker, projectId, files, before) {
   const pids = worker.workerdPids();
   const rssNow = () => sumOf(pids, (pid) => memory(pid).rss);
   const base = rssNow();
   let rss = 0;
   const watchRss = async () => { try { rss = Math.max(rss, rssNow()); } catch { /* gone */ } };
   const timed = [];
-  for (let i = 0; i < runs; i++) {
+  for (let i = 0; i < Math.max(runs, Math.ceil(5000 / files)); i++) {
     await before?.(timed);
     timed.push(await buildOnce(worker, projectId, watchRss));
   }
-  return { timed, rss: Math.max(0, rss - base) };
+  const cpu = timed.reduce((a, t) => a + t.cpu, 0) / timed.length;
+  return { timed, cpu, rss: Math.max(0, rss - base) };
 }
 
 /**
@@ -124,7 +133,7 @@ async function measure(worker, projectId, before) {
  * the timed runs above never have one attached).
  */
 async function isolatePeak(start, projectId, before) {
-  const worker = await start();
+  const worker = await start({ inspect: true });
   let heap = 0;
   let missed = 0;
   try {
@@ -139,7 +148,7 @@ async function isolatePeak(start, projectId, before) {
     } finally {
       v8.close();
     }
-    await sleep(300); // let wrangler print the log line
+    await sleep(300); // let the log line arrive
     const wasm = Math.max(0, ...worker.logLines().map((l) => l.wasm_memory_bytes ?? 0));
     return { heap, missed, wasm };
   } finally {
@@ -185,15 +194,15 @@ async function main() {
         }
       };
       const storedNames = [];
-      const startRust = async () => { const w = await startWorker(env); w.serviceKey = info.service_role_key; return w; };
+      const startRust = async (opts) => { const w = await startWorkerd(env, opts); w.serviceKey = info.service_role_key; return w; };
       const rust = await startRust();
       let rustM, built;
       try {
-        rustM = await measure(rust, project, async (done) => {
+        rustM = await measure(rust, project, n, async (done) => {
           for (const d of done) if (!storedNames.includes(d.body.snapshotId)) storedNames.push(d.body.snapshotId);
           if (done.length) await deleteStored();
         });
-        await sleep(300); // let wrangler print the last log line
+        await sleep(300); // let the last log line arrive
         built = rust.logLines().filter((l) => l.event_type === 'snapshot.build' && l.snapshot === 'built').length;
         const first = rustM.timed[0].body;
         const dl = Buffer.from(await (await fetch(first.signedUrl)).arrayBuffer());
@@ -203,15 +212,15 @@ async function main() {
       }
       rustM.mem = await isolatePeak(startRust, project, deleteStored);
 
-      const startJs = async () => {
-        const w = await startWorker(env, { main: join(root, 'bench/edge-jszip-worker.mjs'), name: 'fs-sync-bench-jszip' });
+      const startJs = async (opts) => {
+        const w = await startWorkerd(env, { main: join(root, 'bench/edge-jszip-worker.mjs'), name: 'fs-sync-bench-jszip', bundle: true, ...opts });
         w.serviceKey = info.service_role_key;
         return w;
       };
       const js = await startJs();
       let jsM;
       try {
-        jsM = await measure(js, project);
+        jsM = await measure(js, project, n);
       } finally {
         await js.stop();
       }
@@ -223,16 +232,15 @@ async function main() {
     await stack.stop();
   }
 
-  console.log(`\nSnapshot build inside workerd (wrangler dev 4.86), fs-sync-dev upstream: median of ${runs} timed runs; isolate peak from one more run in a fresh, inspected worker`);
-  console.log('| files | content MB | impl | wall ms | workerd CPU ms | isolate peak MB | of which Wasm MB | workerd RSS rise MB | archive MB | CPU speed-up |');
-  console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|');
+  console.log(`\nSnapshot build inside ${workerdVersion} (Miniflare, as wrangler dev runs it), fs-sync-dev upstream. ` +
+    `wall: median; CPU: mean of ${runs}+ timed builds; isolate peak: one more build in a fresh, inspected worker`);
+  console.log('| files | content MB | impl | builds | wall ms | workerd CPU ms | isolate peak MB | of which Wasm MB | workerd RSS rise MB | archive MB | CPU speed-up |');
+  console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
-    const rc = median(r.rustM.timed.map((x) => x.cpu));
-    const jc = median(r.jsM.timed.map((x) => x.cpu));
-    const row = (name, m, speed) => console.log(`| ${r.n} | ${mb(r.bytes)} | ${name} | ${median(m.timed.map((x) => x.wall)).toFixed(0)} | ${median(m.timed.map((x) => x.cpu)).toFixed(0)} | ${mb(m.mem.heap + m.mem.wasm)} | ${m.mem.wasm ? mb(m.mem.wasm) : '–'} | ${mb(m.rss)} | ${mb(m.timed[0].size)} | ${speed} |`);
-    row('fs-sync-edge (Rust)', r.rustM, `${(jc / rc).toFixed(1)}x`);
+    const row = (name, m, speed) => console.log(`| ${r.n} | ${mb(r.bytes)} | ${name} | ${m.timed.length} | ${median(m.timed.map((x) => x.wall)).toFixed(0)} | ${m.cpu.toFixed(0)} | ${mb(m.mem.heap + m.mem.wasm)} | ${m.mem.wasm ? mb(m.mem.wasm) : '–'} | ${mb(m.rss)} | ${mb(m.timed[0].size)} | ${speed} |`);
+    row('fs-sync-edge (Rust)', r.rustM, `${(r.jsM.cpu / r.rustM.cpu).toFixed(1)}x`);
     row('JSZip (seed)', r.jsM, '1.0x');
-    if (r.built !== runs) console.log(`(note: fs-sync-edge built ${r.built} of ${runs} timed runs)`);
+    if (r.built !== r.rustM.timed.length) console.log(`(note: fs-sync-edge built ${r.built} of ${r.rustM.timed.length} timed runs)`);
     if (r.rustM.mem.missed || r.jsM.mem.missed) console.log(`(heap samples missed: Rust ${r.rustM.mem.missed}, JSZip ${r.jsM.mem.missed})`);
   }
 }

@@ -25,7 +25,7 @@ export function startDevstack() {
 }
 
 /** edge/wrangler.toml without its [build] step (the tests run the already built worker). */
-function testConfig(mainPath) {
+export function testConfig(mainPath) {
   const src = readFileSync(join(root, 'edge/wrangler.toml'), 'utf8');
   const out = [];
   let skip = false;
