@@ -7,8 +7,8 @@
 //
 // Needs edge/build (scripts/build-edge.sh) and fs-sync-dev (cargo build -p fs-sync-dev).
 //
-// Method. One project per size is seeded with source-like text files (~5 KB each, so 5,000 files is
-// ~26 MB) through bulk_upsert_project_files. For each implementation and size a fresh workerd
+// Method. One project per size is seeded with bench/source-tree.mjs's files (~5 KB each, so 5,000
+// files is ~25 MB) through bulk_upsert_project_files. For each implementation and size a fresh workerd
 // (bench/workerd.mjs: Miniflare with edge/wrangler.toml's settings, without wrangler's DevTools
 // proxy) answers POST /build-project-snapshot; after a /health warm-up the builds are timed (at
 // least --runs, default 5, and more for small projects so that the 10 ms CPU clock resolves them).
@@ -36,51 +36,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   root, startDevstack, psql, rpc, postJson, cpuSeconds, memory, inspect,
 } from '../tests/node/helpers/edge.mjs';
+import { sourceFiles } from './source-tree.mjs';
 import { startWorkerd } from './workerd.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const sizes = (args.sizes ?? '100,1000,5000').split(',').map(Number);
 const runs = Number(args.runs ?? 5);
 const workerdVersion = execFileSync(join(root, 'node_modules/.bin/workerd'), ['--version'], { encoding: 'utf8' }).trim();
-
-// Source-like text from a seeded PRNG (mulberry32), the same kind of tree as bench/zip-compare.mjs.
-function generateFiles(n, seed) {
-  let s = seed >>> 0;
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (k) => Math.floor(rand() * k);
-  const pick = (xs) => xs[int(xs.length)];
-  const words = ['user', 'project', 'file', 'session', 'event', 'state', 'config', 'token', 'cache', 'item',
-    'list', 'panel', 'editor', 'preview', 'sync', 'version', 'path', 'snapshot', 'query', 'result', 'error',
-    'status', 'button', 'modal', 'table', 'row', 'column', 'theme', 'layout', 'router', 'store', 'hook'];
-  const cap = (w) => w[0].toUpperCase() + w.slice(1);
-  const camel = (k) => { let x = pick(words); for (let i = 1; i < k; i++) x += cap(pick(words)); return x; };
-  const sentence = () => Array.from({ length: 6 + int(12) }, () => pick(words)).join(' ') + '.';
-  const ts = (size) => {
-    let out = `import { ${camel(2)} } from '../lib/${camel(1)}';\n\n`;
-    while (out.length < size) {
-      out += `/** ${sentence()} */\nexport function ${camel(3)}(${camel(1)}: string): number {\n`;
-      for (let i = 3 + int(8); i > 0; i--) {
-        out += int(2) ? `  const ${camel(2)} = ${camel(1)}.${camel(1)}(${int(1000)});\n` : `  // ${sentence()}\n`;
-      }
-      out += `  return ${int(100)};\n}\n\n`;
-    }
-    return out;
-  };
-  const tops = ['src/components', 'src/pages', 'src/lib', 'src/hooks', 'docs', 'config'];
-  const dirs = [...tops];
-  while (dirs.length < Math.max(tops.length, Math.ceil(n / 40))) dirs.push(`${pick(tops)}/${camel(1)}`);
-  const unicode = ['docs/über-uns.md', 'src/i18n/日本語.ts', 'docs/naïve café.md'];
-  return Array.from({ length: n }, (_, i) => ({
-    file_path: i < unicode.length ? unicode[i] : `${dirs[i % dirs.length]}/${camel(2)}${i}.ts`,
-    content: ts(4000 + int(2000)),
-  }));
-}
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mb = (b) => (b / 1e6).toFixed(1);
@@ -174,7 +136,7 @@ async function main() {
   try {
     for (const n of sizes) {
       const project = (await postJson(`${info.api_url}/admin/v1/projects`, { owner_id: owner.id, name: `bench-${n}` }, service)).body.id;
-      const files = generateFiles(n, 42 + n);
+      const files = sourceFiles(n, 42 + n).map(({ path, content }) => ({ file_path: path, content }));
       const bytes = files.reduce((a, f) => a + Buffer.byteLength(f.content), 0);
       for (let i = 0; i < files.length; i += 250) {
         const r = await rpc(info.api_url, { apikey: info.service_role_key }, 'bulk_upsert_project_files',

@@ -15,14 +15,60 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
 use serde_json::{json, Value};
 
 use crate::http;
 use crate::jwt;
 use crate::App;
+
+/// The admin routes, each behind [`service_only`].
+pub(crate) fn routes(app: Arc<App>) -> Router<Arc<App>> {
+    Router::new()
+        .route("/admin/v1/users", post(create_user))
+        .route("/admin/v1/token", post(token))
+        .route("/admin/v1/projects", post(create_project))
+        .route("/admin/v1/members", post(add_member))
+        .route("/admin/v1/faults/drop-websockets", post(drop_websockets))
+        .route("/admin/v1/faults/pause-delivery", post(pause_delivery))
+        .route("/admin/v1/faults/resume-delivery", post(resume_delivery))
+        .route_layer(middleware::from_fn_with_state(app, service_only))
+}
+
+/// Refuses callers without the service-role key; the request log names the role either way.
+async fn service_only(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let response = match require_service(&app, req.headers(), req.uri().query()) {
+        Ok(()) => next.run(req).await,
+        Err(refusal) => refusal,
+    };
+    http::with_role(response, "service_role")
+}
+
+/// An admin request's JSON body (an empty body reads as `{}`); a bad one is a 400 naming why.
+struct Body(Value);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Body(json!({})));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|e| admin_error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
+    }
+}
+
+type Answer = Result<Response, Response>;
 
 fn admin_error(status: StatusCode, message: &str) -> Response {
     http::json_response(status, &json!({"error": message}))
@@ -49,14 +95,6 @@ fn require_service(app: &App, headers: &HeaderMap, query: Option<&str>) -> Resul
             "the admin API needs the service_role key (Authorization: Bearer or apikey)",
         ))
     }
-}
-
-fn body_json(body: &Bytes) -> Result<Value, Response> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| admin_error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
 }
 
 fn db_failure(e: &tokio_postgres::Error) -> Response {
@@ -90,219 +128,141 @@ pub(crate) fn user_token(app: &App, user_id: &str, email: &str, expires_in: i64)
     (jwt::sign(&claims, &app.info.jwt_secret), exp)
 }
 
-pub(crate) async fn create_user(
-    State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let r = async {
-        require_service(&app, &headers, query.as_deref())?;
-        let body = body_json(&body)?;
-        let id = uuid::Uuid::new_v4();
-        let email = body
-            .get("email")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("{id}@example.test"));
-        let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
-        conn.client
-            .execute(
-                "insert into auth.users (id, aud, role, email, email_confirmed_at, raw_app_meta_data,
-                                         raw_user_meta_data, created_at, updated_at)
-                 values ($1, 'authenticated', 'authenticated', $2, now(),
-                         '{\"provider\": \"email\", \"providers\": [\"email\"]}', '{}', now(), now())",
-                &[&id, &email],
+async fn create_user(State(app): State<Arc<App>>, Body(body): Body) -> Answer {
+    let id = uuid::Uuid::new_v4();
+    let email = body
+        .get("email")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{id}@example.test"));
+    let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
+    conn.client
+        .execute(
+            "insert into auth.users (id, aud, role, email, email_confirmed_at, raw_app_meta_data,
+                                     raw_user_meta_data, created_at, updated_at)
+             values ($1, 'authenticated', 'authenticated', $2, now(),
+                     '{\"provider\": \"email\", \"providers\": [\"email\"]}', '{}', now(), now())",
+            &[&id, &email],
+        )
+        .await
+        .map_err(|e| db_failure(&e))?;
+    let (token, exp) = user_token(&app, &id.to_string(), &email, 3600);
+    Ok(http::json_response(
+        StatusCode::CREATED,
+        &json!({"id": id, "email": email, "access_token": token, "expires_at": exp}),
+    ))
+}
+
+/// `body[key]` as a uuid, or a 400 naming the key.
+fn uuid_field(body: &Value, key: &str) -> Result<uuid::Uuid, Response> {
+    body.get(key)
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            admin_error(
+                StatusCode::BAD_REQUEST,
+                &format!("{key} (a uuid) is required"),
             )
-            .await
-            .map_err(|e| db_failure(&e))?;
-        let (token, exp) = user_token(&app, &id.to_string(), &email, 3600);
-        Ok::<_, Response>(http::json_response(
-            StatusCode::CREATED,
-            &json!({"id": id, "email": email, "access_token": token, "expires_at": exp}),
-        ))
-    }
-    .await;
-    http::with_role(r.unwrap_or_else(|e| e), "service_role")
+        })
 }
 
-pub(crate) async fn token(
-    State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let r = async {
-        require_service(&app, &headers, query.as_deref())?;
-        let body = body_json(&body)?;
-        let user_id: uuid::Uuid = body
-            .get("user_id")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| admin_error(StatusCode::BAD_REQUEST, "user_id (a uuid) is required"))?;
-        let expires_in = body
-            .get("expires_in")
-            .and_then(Value::as_i64)
-            .unwrap_or(3600);
-        let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
-        let row = conn
-            .client
-            .query_opt(
-                "select coalesce(email, '') from auth.users where id = $1",
-                &[&user_id],
-            )
-            .await
-            .map_err(|e| db_failure(&e))?
-            .ok_or_else(|| {
-                admin_error(StatusCode::NOT_FOUND, &format!("user {user_id} not found"))
-            })?;
-        let (token, exp) = user_token(
-            &app,
-            &user_id.to_string(),
-            &row.get::<_, String>(0),
-            expires_in,
-        );
-        Ok::<_, Response>(http::json_response(
-            StatusCode::OK,
-            &json!({"access_token": token, "expires_at": exp}),
-        ))
-    }
-    .await;
-    http::with_role(r.unwrap_or_else(|e| e), "service_role")
+async fn token(State(app): State<Arc<App>>, Body(body): Body) -> Answer {
+    let user_id = uuid_field(&body, "user_id")?;
+    let expires_in = body
+        .get("expires_in")
+        .and_then(Value::as_i64)
+        .unwrap_or(3600);
+    let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
+    let row = conn
+        .client
+        .query_opt(
+            "select coalesce(email, '') from auth.users where id = $1",
+            &[&user_id],
+        )
+        .await
+        .map_err(|e| db_failure(&e))?
+        .ok_or_else(|| admin_error(StatusCode::NOT_FOUND, &format!("user {user_id} not found")))?;
+    let (token, exp) = user_token(
+        &app,
+        &user_id.to_string(),
+        &row.get::<_, String>(0),
+        expires_in,
+    );
+    Ok(http::json_response(
+        StatusCode::OK,
+        &json!({"access_token": token, "expires_at": exp}),
+    ))
 }
 
-pub(crate) async fn create_project(
-    State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let r = async {
-        require_service(&app, &headers, query.as_deref())?;
-        let body = body_json(&body)?;
-        let owner: Option<uuid::Uuid> =
-            match body.get("owner_id") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
-                    admin_error(StatusCode::BAD_REQUEST, "owner_id must be a uuid")
-                })?),
-            };
-        let name = body
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("Untitled project")
-            .to_owned();
-        // As the superuser, fsync.current_caller() is a service caller: the project is owned
-        // by owner_id, which also gets its owner membership row.
-        let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
-        let row = conn
-            .client
-            .query_one("select public.create_project($1, $2)", &[&name, &owner])
-            .await
-            .map_err(|e| db_failure(&e))?;
-        let id: uuid::Uuid = row.get(0);
-        Ok::<_, Response>(http::json_response(StatusCode::CREATED, &json!({"id": id})))
-    }
-    .await;
-    http::with_role(r.unwrap_or_else(|e| e), "service_role")
-}
-
-pub(crate) async fn add_member(
-    State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let r = async {
-        require_service(&app, &headers, query.as_deref())?;
-        let body = body_json(&body)?;
-        let uuid_of = |k: &str| -> Result<uuid::Uuid, Response> {
-            body.get(k)
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| {
-                    admin_error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("{k} (a uuid) is required"),
-                    )
-                })
-        };
-        let project = uuid_of("project_id")?;
-        let user = uuid_of("user_id")?;
-        let role = body
-            .get("role")
-            .and_then(Value::as_str)
-            .unwrap_or("editor")
-            .to_owned();
-        let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
-        conn.client
-            .execute(
-                "select public.add_project_member($1, $2, $3)",
-                &[&project, &user, &role],
-            )
-            .await
-            .map_err(|e| db_failure(&e))?;
-        Ok::<_, Response>(http::json_response(StatusCode::OK, &json!({})))
-    }
-    .await;
-    http::with_role(r.unwrap_or_else(|e| e), "service_role")
-}
-
-pub(crate) async fn drop_websockets(
-    State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = require_service(&app, &headers, query.as_deref()) {
-        return r;
-    }
-    let n = app.hub.drop_all();
-    http::with_role(
-        http::json_response(StatusCode::OK, &json!({"dropped": n})),
-        "service_role",
-    )
-}
-
-pub(crate) async fn pause_delivery(
-    State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let r = (|| {
-        require_service(&app, &headers, query.as_deref())?;
-        let body = body_json(&body)?;
-        let mode = body.get("mode").and_then(Value::as_str).unwrap_or("hold");
-        let hold = match mode {
-            "hold" => true,
-            "drop" => false,
-            other => {
-                return Err(admin_error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("mode {other:?}: use \"hold\" or \"drop\""),
-                ))
-            }
-        };
-        app.hub.pause(hold);
-        Ok(http::json_response(StatusCode::OK, &json!({"mode": mode})))
-    })();
-    http::with_role(r.unwrap_or_else(|e| e), "service_role")
-}
-
-pub(crate) async fn resume_delivery(
-    State(app): State<Arc<App>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = require_service(&app, &headers, query.as_deref()) {
-        return r;
-    }
-    let (delivered, dropped) = app.hub.resume();
-    http::with_role(
-        http::json_response(
-            StatusCode::OK,
-            &json!({"delivered": delivered, "dropped": dropped}),
+async fn create_project(State(app): State<Arc<App>>, Body(body): Body) -> Answer {
+    let owner = match body.get("owner_id") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(
+            uuid_field(&body, "owner_id")
+                .map_err(|_| admin_error(StatusCode::BAD_REQUEST, "owner_id must be a uuid"))?,
         ),
-        "service_role",
+    };
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("Untitled project")
+        .to_owned();
+    // As the superuser, fsync.current_caller() is a service caller: the project is owned by
+    // owner_id, which also gets its owner membership row.
+    let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
+    let row = conn
+        .client
+        .query_one("select public.create_project($1, $2)", &[&name, &owner])
+        .await
+        .map_err(|e| db_failure(&e))?;
+    let id: uuid::Uuid = row.get(0);
+    Ok(http::json_response(StatusCode::CREATED, &json!({"id": id})))
+}
+
+async fn add_member(State(app): State<Arc<App>>, Body(body): Body) -> Answer {
+    let project = uuid_field(&body, "project_id")?;
+    let user = uuid_field(&body, "user_id")?;
+    let role = body
+        .get("role")
+        .and_then(Value::as_str)
+        .unwrap_or("editor")
+        .to_owned();
+    let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
+    conn.client
+        .execute(
+            "select public.add_project_member($1, $2, $3)",
+            &[&project, &user, &role],
+        )
+        .await
+        .map_err(|e| db_failure(&e))?;
+    Ok(http::json_response(StatusCode::OK, &json!({})))
+}
+
+async fn drop_websockets(State(app): State<Arc<App>>) -> Response {
+    let n = app.hub.drop_all();
+    http::json_response(StatusCode::OK, &json!({"dropped": n}))
+}
+
+async fn pause_delivery(State(app): State<Arc<App>>, Body(body): Body) -> Answer {
+    let mode = body.get("mode").and_then(Value::as_str).unwrap_or("hold");
+    let hold = match mode {
+        "hold" => true,
+        "drop" => false,
+        other => {
+            return Err(admin_error(
+                StatusCode::BAD_REQUEST,
+                &format!("mode {other:?}: use \"hold\" or \"drop\""),
+            ))
+        }
+    };
+    app.hub.pause(hold);
+    Ok(http::json_response(StatusCode::OK, &json!({"mode": mode})))
+}
+
+async fn resume_delivery(State(app): State<Arc<App>>) -> Response {
+    let (delivered, dropped) = app.hub.resume();
+    http::json_response(
+        StatusCode::OK,
+        &json!({"delivered": delivered, "dropped": dropped}),
     )
 }

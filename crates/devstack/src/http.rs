@@ -45,22 +45,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         )
         .route("/storage/v1/object/{bucket}", delete(storage::remove))
         .route("/realtime/v1/websocket", get(realtime::websocket))
-        .route("/admin/v1/users", post(admin::create_user))
-        .route("/admin/v1/token", post(admin::token))
-        .route("/admin/v1/projects", post(admin::create_project))
-        .route("/admin/v1/members", post(admin::add_member))
-        .route(
-            "/admin/v1/faults/drop-websockets",
-            post(admin::drop_websockets),
-        )
-        .route(
-            "/admin/v1/faults/pause-delivery",
-            post(admin::pause_delivery),
-        )
-        .route(
-            "/admin/v1/faults/resume-delivery",
-            post(admin::resume_delivery),
-        )
+        .merge(admin::routes(app.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(512 << 20))
         .layer(middleware::from_fn_with_state(app.clone(), log_and_cors))
