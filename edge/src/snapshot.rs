@@ -18,13 +18,12 @@ use std::io::{self, Write};
 use std::rc::Rc;
 
 use fs_sync_core::{
-    infer_file_type, Manifest, ManifestEntry, ManifestError, SnapshotError, SnapshotWriter,
-    WriteOptions,
+    infer_file_type, ContentHasher, Manifest, ManifestEntry, ManifestError, SnapshotError,
+    SnapshotWriter, WriteOptions,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use wasm_bindgen::JsValue;
 
 use crate::error::AppError;
@@ -161,7 +160,7 @@ pub(crate) fn steps(plan: &Plan, max_bytes: u64, max_files: usize) -> Vec<Step> 
 /// What the archive's bytes went through on their way out.
 #[derive(Default)]
 pub(crate) struct Output {
-    hasher: Sha256,
+    hasher: ContentHasher,
     bytes: u64,
     pending: Vec<u8>,
     limit: u64,
@@ -188,7 +187,7 @@ impl Sink {
     /// `(sha256 hex, bytes)` of everything written.
     pub(crate) fn finish(&self) -> (String, u64) {
         let out = self.0.borrow();
-        (hex::encode(out.hasher.clone().finalize()), out.bytes)
+        (out.hasher.clone().finish(), out.bytes)
     }
 
     fn over_limit(&self) -> bool {
@@ -285,7 +284,7 @@ pub(crate) async fn hash_object(mut resp: worker::Response) -> Result<(String, u
             ));
         }
     }
-    let mut hasher = Sha256::new();
+    let mut hasher = ContentHasher::new();
     let mut bytes = 0u64;
     let mut stream = resp.stream()?;
     while let Some(chunk) = stream.next().await {
@@ -294,7 +293,7 @@ pub(crate) async fn hash_object(mut resp: worker::Response) -> Result<(String, u
         bytes += chunk.len() as u64;
         hasher.update(&chunk);
     }
-    Ok((hex::encode(hasher.finalize()), bytes))
+    Ok((hasher.finish(), bytes))
 }
 
 /// Everything the upload stream needs while it is pulled.

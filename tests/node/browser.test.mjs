@@ -1,6 +1,7 @@
 // The ESM build in real Chromium (Debian's, driven by playwright-core): a page imports
 // @velocity/fs-sync through an import map, saves a file to fs-sync-dev and shows the new version;
-// the test reads the version from the page and from the database.
+// the test reads the version from the page and from the database. Twice: as Chromium is (the SIMD
+// build loads) and with Wasm SIMD reported missing, as on an older engine (the baseline loads).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -26,7 +27,7 @@ const PAGE = `<!doctype html>
   try {
     await fs.load();
     const content = 'export const from = "chromium";\\n';
-    const head = await fs.save('src/FromBrowser.tsx', content);
+    const head = await fs.save(q.get('path'), content);
     if (head.contentHash !== contentHash(content)) throw new Error('hash mismatch');
     document.getElementById('version').textContent = String(head.version);
   } catch (e) {
@@ -74,20 +75,28 @@ after(async () => {
   assert.equal(exit?.code, 0);
 });
 
-test('a page saves through the ESM build and shows the new version', async () => {
-  const info = stack.info;
-  const user = await newUser(info, 'browser@example.test');
-  const project = (await admin(info, 'projects', { owner_id: user.id, name: 'browser' })).id;
-  const page = await browser.newPage();
-  const logs = [];
-  page.on('console', (m) => logs.push(m.text()));
-  page.on('pageerror', (e) => logs.push(String(e)));
-  const q = new URLSearchParams({ url: info.api_url, anon: info.anon_key, project, token: user.token.current });
-  await page.goto(`http://127.0.0.1:${server.address().port}/?${q}`);
-  await page.waitForFunction(() => document.getElementById('version').textContent !== '…' || document.getElementById('error').textContent, null, { timeout: 30_000 });
-  assert.equal(await page.textContent('#error'), '', logs.join('\n'));
-  const shown = await page.textContent('#version');
-  const stored = sql(info, `select version from public.project_files where project_id = '${project}' and file_path = 'src/FromBrowser.tsx' and is_current_version`);
-  assert.equal(shown, '1');
-  assert.equal(stored, shown);
-});
+for (const [engine, simd] of [['with Wasm SIMD', true], ['without Wasm SIMD', false]]) {
+  test(`a page saves through the ESM build and shows the new version (${engine})`, async () => {
+    const info = stack.info;
+    const user = await newUser(info, `browser-${simd}@example.test`);
+    const project = (await admin(info, 'projects', { owner_id: user.id, name: 'browser' })).id;
+    const page = await browser.newPage();
+    if (!simd) await page.addInitScript(() => { WebAssembly.validate = () => false; });
+    const logs = [];
+    const wasmFetched = [];
+    page.on('console', (m) => logs.push(m.text()));
+    page.on('pageerror', (e) => logs.push(String(e)));
+    page.on('request', (r) => { if (r.url().endsWith('.wasm')) wasmFetched.push(r.url().split('/').pop()); });
+    const path = 'src/FromBrowser.tsx';
+    const q = new URLSearchParams({ url: info.api_url, anon: info.anon_key, project, token: user.token.current, path });
+    await page.goto(`http://127.0.0.1:${server.address().port}/?${q}`);
+    await page.waitForFunction(() => document.getElementById('version').textContent !== '…' || document.getElementById('error').textContent, null, { timeout: 30_000 });
+    assert.equal(await page.textContent('#error'), '', logs.join('\n'));
+    assert.deepEqual(wasmFetched, [simd ? 'fs_sync_simd_bg.wasm' : 'fs_sync_bg.wasm']);
+    const shown = await page.textContent('#version');
+    const stored = sql(info, `select version from public.project_files where project_id = '${project}' and file_path = '${path}' and is_current_version`);
+    assert.equal(shown, '1');
+    assert.equal(stored, shown);
+    await page.close();
+  });
+}

@@ -98,6 +98,38 @@ test('without WebAssembly (as on Hermes) the import fails with the cause', () =>
   }
 });
 
+test('Node loads the SIMD build, and the baseline where the engine has no Wasm SIMD', () => {
+  const dir = installedConsumer();
+  // Records which .wasm the entry reads; NO_SIMD makes the engine report SIMD missing, as an
+  // older one would.
+  writeFileSync(join(dir, 'record.mjs'), `
+    import fsp from 'node:fs/promises';
+    import { syncBuiltinESMExports } from 'node:module';
+    const readFile = fsp.readFile;
+    globalThis.wasmRead = [];
+    fsp.readFile = (p, ...rest) => {
+      if (String(p).endsWith('.wasm')) globalThis.wasmRead.push(String(p).split('/').pop());
+      return readFile(p, ...rest);
+    };
+    syncBuiltinESMExports();
+    if (process.env.NO_SIMD) WebAssembly.validate = () => false;
+  `);
+  writeFileSync(join(dir, 'which.mjs'), `
+    import { contentHash, validatePath } from '@velocity/fs-sync';
+    let rule = null;
+    try { validatePath('a/../b'); } catch (e) { rule = e.details.rule; }
+    console.log(JSON.stringify({ read: globalThis.wasmRead, hash: contentHash('héllo wörld ✓'), rule }));
+  `);
+  for (const [env, wasm] of [[{}, 'fs_sync_simd_bg.wasm'], [{ NO_SIMD: '1' }, 'fs_sync_bg.wasm']]) {
+    const r = spawnSync(process.execPath, ['--import', './record.mjs', 'which.mjs'], { cwd: dir, encoding: 'utf8', env: { ...process.env, ...env } });
+    assert.equal(r.status, 0, r.stderr);
+    const got = JSON.parse(r.stdout);
+    assert.deepEqual(got.read, [wasm]);
+    assert.equal(got.hash, 'c2a59c71097b678dc5af2eb1f98ddc575b63948b0fa6740071a945673aaada4d');
+    assert.equal(got.rule, 'dot_segment');
+  }
+});
+
 test('the TypeScript declarations type-check a consumer', () => {
   const dir = installedConsumer();
   writeFileSync(join(dir, 'consumer.ts'), readFileSync(join(root, 'tests/node/fixtures/consumer.ts'), 'utf8'));
