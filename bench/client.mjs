@@ -2,13 +2,24 @@
 // client's own cost per save beyond the HTTP round trip. A benchmark, not a test.
 //
 //   npm run bench:client        (builds the package first)
+//
+// contentHash is measured as the package loads it here (the Wasm SIMD build) and as an engine
+// without SIMD loads it (the baseline build, instantiated separately from the same files).
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { webcrypto, createHash } from 'node:crypto';
 import { createSHA256 } from 'hash-wasm';
-import { importPackage } from '../tests/node/helpers/pkg.mjs';
+import { importPackage, pkgDir } from '../tests/node/helpers/pkg.mjs';
 
 const { contentHash, FsSyncClient } = await importPackage();
 const hashWasm = await createSHA256();
+
+// A second instance of the glue (its own module record, by URL) bound to the baseline .wasm.
+const web = new URL(`file://${pkgDir}/dist/web/`);
+const baselineGlue = await import(new URL('fs_sync.js?baseline', web).href);
+const { makeContentHash } = await import(new URL('hash.js', web).href);
+const baselineInstance = await baselineGlue.default({ module_or_path: await readFile(new URL('fs_sync_bg.wasm', web)) });
+const baselineHash = makeContentHash(baselineInstance, baselineGlue);
 
 function text(bytes) {
   let s = '';
@@ -18,16 +29,18 @@ function text(bytes) {
 }
 
 // Each peer is called the way an app calls it: WebCrypto's promise is awaited, the synchronous
-// hashers are not.
+// hashers are not. Every result is read (a lazily built string would otherwise cost nothing here
+// and its price would fall on the app).
+let sink = 0;
 async function rate(fn, input, bytes, minMs = 1500) {
   const sync = typeof fn(input) === 'string';
   const call = sync ? fn : async (x) => await fn(x);
-  for (let i = 0; i < 50; i++) await call(input); // warm up
+  for (let i = 0; i < 50; i++) sink ^= (await call(input)).charCodeAt(63); // warm up
   let n = 0;
   const start = performance.now();
   while (performance.now() - start < minMs) {
-    if (sync) for (let i = 0; i < 100; i++) call(input);
-    else for (let i = 0; i < 100; i++) await call(input);
+    if (sync) for (let i = 0; i < 100; i++) sink ^= call(input).charCodeAt(63);
+    else for (let i = 0; i < 100; i++) sink ^= (await call(input)).charCodeAt(63);
     n += 100;
   }
   const ms = performance.now() - start;
@@ -36,6 +49,7 @@ async function rate(fn, input, bytes, minMs = 1500) {
 
 const peers = {
   'fs-sync contentHash': (s) => contentHash(s),
+  'fs-sync, baseline build': (s) => baselineHash(s),
   // hash-wasm's fastest form: one hasher reused synchronously (its sha256() shorthand is async).
   'hash-wasm sha256': (s) => hashWasm.init().update(s).digest('hex'),
   'WebCrypto subtle.digest': async (s) => {
@@ -44,8 +58,8 @@ const peers = {
   },
 };
 
-console.log('| input | ' + Object.keys(peers).join(' MB/s | ') + ' MB/s | vs hash-wasm | vs WebCrypto |');
-console.log('|---|---|---|---|---|---|');
+console.log('| input | ' + Object.keys(peers).join(' MB/s | ') + ' MB/s | vs hash-wasm | vs WebCrypto | baseline vs hash-wasm | baseline vs WebCrypto |');
+console.log('|---|---|---|---|---|---|---|---|---|');
 for (const size of [1024, 1024 * 1024]) {
   const input = text(size);
   const want = contentHash(input);
@@ -54,9 +68,10 @@ for (const size of [1024, 1024 * 1024]) {
     if ((await fn(input)) !== want) throw new Error(`${name} disagrees`);
     results[name] = await rate(fn, input, size, size > 1e5 ? 3000 : 1500);
   }
-  const ours = results['fs-sync contentHash'].mbps;
+  const ratios = (name) => ['hash-wasm sha256', 'WebCrypto subtle.digest']
+    .map((peer) => `${(results[name].mbps / results[peer].mbps).toFixed(2)}x`);
   console.log(`| ${size === 1024 ? '1 KiB' : '1 MiB'} | ${Object.values(results).map((r) => r.mbps.toFixed(0)).join(' | ')} | ` +
-    `${(ours / results['hash-wasm sha256'].mbps).toFixed(2)}x | ${(ours / results['WebCrypto subtle.digest'].mbps).toFixed(2)}x |`);
+    `${[...ratios('fs-sync contentHash'), ...ratios('fs-sync, baseline build')].join(' | ')} |`);
 }
 
 // Per-save overhead: client.save() against a local server that answers at once, with the time

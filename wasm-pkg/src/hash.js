@@ -1,22 +1,22 @@
 // contentHash without copies on the boundary: the input is encoded (strings) or copied (bytes)
-// straight into a fixed buffer inside Wasm memory and the digest is read back as 32 bytes. A
-// small input, the common case (a save hashes one source file), costs one call and no
-// allocation on either side; a large one streams through the buffer in pieces, so Wasm memory
-// never grows with the input.
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+// straight into a fixed buffer inside Wasm memory, and the hash comes back as 64 hex digits in
+// the same buffer. A small input, the common case (a save hashes one source file), costs one call
+// and no allocation on either side; a large one streams through the buffer in pieces, so Wasm
+// memory never grows with the input.
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 export function makeContentHash(instance, glue) {
-  const [ptr, capacity] = glue.hashScratch();
+  const [ptr, hexLen, capacity] = glue.hashScratch();
   // UTF-8 takes at most 3 bytes per UTF-16 unit, so strings up to this length fit in one piece.
   const maxChars = Math.floor(capacity / 3);
   let input;
-  let digest;
+  let hex;
   // Growing Wasm memory detaches earlier views; the buffer itself never moves.
   const refresh = () => {
     if (input?.byteLength) return;
-    input = new Uint8Array(instance.memory.buffer, ptr + 32, capacity);
-    digest = new Uint8Array(instance.memory.buffer, ptr, 32);
+    hex = new Uint8Array(instance.memory.buffer, ptr, hexLen);
+    input = new Uint8Array(instance.memory.buffer, ptr + hexLen, capacity);
   };
 
   return function contentHash(value) {
@@ -49,8 +49,6 @@ export function makeContentHash(instance, glue) {
       // Anything else: the Rust entry point throws the FsSyncError that names the input.
       return glue.contentHash(value);
     }
-    let hex = '';
-    for (let i = 0; i < 32; i++) hex += HEX[digest[i]];
-    return hex;
+    return decoder.decode(hex);
   };
 }

@@ -153,43 +153,51 @@ pub fn content_hash(
 /// into. Inputs that fit are hashed in one call; larger ones stream through it in pieces.
 const SCRATCH_INPUT: usize = 48 * 1024;
 
+/// Bytes before the input area: the hash as 64 lowercase hex digits.
+const HEX: usize = 64;
+
 thread_local! {
-    /// The digest (32 bytes), then the input area. JS writes into it directly, so hashing
-    /// allocates nothing on either side and Wasm memory does not grow with the input. A boxed
-    /// slice that is never resized, so its address stays valid for the module's lifetime.
-    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; 32 + SCRATCH_INPUT].into_boxed_slice());
+    /// The hex digest, then the input area. JS writes into it directly and decodes the digest
+    /// from it, so hashing allocates nothing on either side and Wasm memory does not grow with the
+    /// input. A boxed slice that is never resized, so its address stays valid for the module's
+    /// lifetime.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; HEX + SCRATCH_INPUT].into_boxed_slice());
     /// The hash of an input being streamed through the scratch buffer.
     static STREAM: RefCell<fs_sync_core::ContentHasher> = RefCell::default();
 }
 
-/// Where `contentHash` writes input (at +32) and reads the digest (at +0), and the input area's
-/// size.
+/// `[address, hex digits, input area size]`: `contentHash` writes input at `address + hex digits`
+/// and reads the hash at `address`.
 #[wasm_bindgen(js_name = hashScratch)]
 pub fn hash_scratch() -> Vec<u32> {
     let ptr = SCRATCH.with_borrow_mut(|buf| buf.as_mut_ptr() as u32);
-    vec![ptr, SCRATCH_INPUT as u32]
+    vec![ptr, HEX as u32, SCRATCH_INPUT as u32]
 }
 
-/// Hashes the first `len` bytes of the input area as a whole input; the digest goes to +0.
+fn put_hex(buf: &mut [u8], digest: &[u8; 32]) {
+    hex::encode_to_slice(digest, &mut buf[..HEX]).expect("64 bytes hold a 32-byte digest");
+}
+
+/// Hashes the first `len` bytes of the input area as a whole input.
 #[wasm_bindgen(js_name = hashScratchInput)]
 pub fn hash_scratch_input(len: usize) {
     SCRATCH.with_borrow_mut(|buf| {
-        let (digest, input) = buf.split_at_mut(32);
-        digest.copy_from_slice(&fs_sync_core::content_digest(&input[..len]));
+        let digest = fs_sync_core::content_digest(&buf[HEX..HEX + len]);
+        put_hex(buf, &digest);
     });
 }
 
 /// Feeds the first `len` bytes of the input area to the streamed hash.
 #[wasm_bindgen(js_name = hashScratchUpdate)]
 pub fn hash_scratch_update(len: usize) {
-    SCRATCH.with_borrow(|buf| STREAM.with_borrow_mut(|h| h.update(&buf[32..32 + len])));
+    SCRATCH.with_borrow(|buf| STREAM.with_borrow_mut(|h| h.update(&buf[HEX..HEX + len])));
 }
 
-/// Ends the streamed hash: its digest goes to +0 and the next stream starts empty.
+/// Ends the streamed hash (the next stream starts empty).
 #[wasm_bindgen(js_name = hashScratchFinish)]
 pub fn hash_scratch_finish() {
     let digest = STREAM.take().digest();
-    SCRATCH.with_borrow_mut(|buf| buf[..32].copy_from_slice(&digest));
+    SCRATCH.with_borrow_mut(|buf| put_hex(buf, &digest));
 }
 
 /// Throws an `FsSyncError` of kind `invalid` naming the broken rule when `path` is not a valid
