@@ -191,7 +191,7 @@ async function main() {
       rustM.mem = await isolatePeak(startRust, project, deleteStored);
 
       const startJs = async (opts) => {
-        const w = await startWorkerd(env, { main: join(root, 'bench/edge-jszip-worker.mjs'), name: 'fs-sync-bench-jszip', bundle: true, ...opts });
+        const w = await startWorkerd(env, { main: join(root, 'bench/edge-jszip-worker.mjs'), name: 'fs-sync-bench-jszip', ...opts });
         w.serviceKey = info.service_role_key;
         return w;
       };

@@ -14,19 +14,17 @@ import { root, freePort, testConfig } from '../tests/node/helpers/edge.mjs';
 import { comm, descendants } from '../tests/node/helpers/procs.mjs';
 
 /**
- * Starts `main` (default: edge/build/index.js) with edge/wrangler.toml's settings and `env` over
- * its vars. `bundle`: bundle `main` with esbuild first (a JS Worker with npm imports, as wrangler
- * would). `inspect`: open the isolate's V8 inspector (for heap readings only).
+ * Starts edge/build (a copy), or the JS Worker `main` bundled with esbuild as wrangler would,
+ * with edge/wrangler.toml's settings and `env` over its vars. `inspect`: open the isolate's V8
+ * inspector (for heap readings only).
  */
-export async function startWorkerd(env, { main, name = 'fs-sync-edge', bundle = false, inspect = false } = {}) {
+export async function startWorkerd(env, { main, name = 'fs-sync-edge', inspect = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'fs-sync-workerd-'));
-  let script;
-  if (bundle) {
-    script = join(dir, 'worker/index.js');
+  const script = join(dir, 'worker/index.js');
+  if (main) {
     await build({ entryPoints: [main], bundle: true, format: 'esm', platform: 'browser', outfile: script, logLevel: 'warning' });
   } else {
-    cpSync(main ? dirname(main) : join(root, 'edge/build'), join(dir, 'worker'), { recursive: true });
-    script = join(dir, 'worker', main ? main.split('/').pop() : 'index.js');
+    cpSync(join(root, 'edge/build'), join(dir, 'worker'), { recursive: true });
   }
   writeFileSync(join(dir, 'wrangler.toml'), testConfig(script));
   const { workerOptions } = unstable_getMiniflareWorkerOptions(join(dir, 'wrangler.toml'));

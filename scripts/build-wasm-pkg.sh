@@ -14,12 +14,9 @@ rm -rf "$dist"
 # build <out dir> <cargo target dir> <extra rustc flags> <extra wasm-opt flags>
 build() {
   local out=$1 target=$2 rustflags=$3 optflags=$4
-  if [ -n "$rustflags" ]; then
-    RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$target" \
-      cargo build -q -p fs-sync-client --target wasm32-unknown-unknown --profile wasm-release
-  else
-    CARGO_TARGET_DIR="$target" cargo build -q -p fs-sync-client --target wasm32-unknown-unknown --profile wasm-release
-  fi
+  # RUSTFLAGS only when there are flags: an empty one would still count as a change for cargo.
+  env ${rustflags:+"RUSTFLAGS=$rustflags"} CARGO_TARGET_DIR="$target" \
+    cargo build -q -p fs-sync-client --target wasm32-unknown-unknown --profile wasm-release
   mkdir -p "$out"
   "$tools/wasm-bindgen" "$target/wasm32-unknown-unknown/wasm-release/fs_sync_client.wasm" \
     --target web --out-dir "$out" --out-name fs_sync

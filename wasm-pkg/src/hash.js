@@ -46,8 +46,7 @@ export function makeContentHash(instance, glue) {
         glue.hashScratchFinish();
       }
     } else {
-      // Anything else: the Rust entry point throws the FsSyncError that names the input.
-      return glue.contentHash(value);
+      throw glue.hashInputError();
     }
     return decoder.decode(hex);
   };

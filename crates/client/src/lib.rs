@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use fs_sync_core::{Disposition, Event, Sequencer, VersionTracker};
-use js_sys::{Function, Promise, Reflect, Uint8Array};
+use js_sys::{Function, Promise, Reflect};
 use serde::Serialize;
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
@@ -130,23 +130,17 @@ pub fn start() {
     fs_sync_core::install_nfc(|s| String::from(js_sys::JsString::from(s).normalize("NFC")));
 }
 
-/// Lowercase hex SHA-256 of a string (its UTF-8 bytes) or of bytes; equals the database's hash.
-#[wasm_bindgen(js_name = contentHash)]
-pub fn content_hash(
-    #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] input: JsValue,
-) -> Result<String, JsValue> {
-    if let Some(s) = input.as_string() {
-        return Ok(fs_sync_core::content_hash(s.as_bytes()));
-    }
-    if let Some(bytes) = input.dyn_ref::<Uint8Array>() {
-        return Ok(fs_sync_core::content_hash(&bytes.to_vec()));
-    }
-    Err(ClientError::local(
+/// What `contentHash` (wasm-pkg/src/hash.js, which hashes through the scratch buffer below)
+/// throws for an input that is neither a string nor a Uint8Array: an `FsSyncError` of kind
+/// `invalid`.
+#[wasm_bindgen(js_name = hashInputError)]
+pub fn hash_input_error() -> JsValue {
+    ClientError::local(
         ErrorKind::Invalid,
         "contentHash takes a string or a Uint8Array",
         Value::Null,
     )
-    .to_js())
+    .to_js()
 }
 
 /// Size of the input area `contentHash` (wasm-pkg/src/hash.js) encodes strings and copies bytes
