@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { webcrypto, createHash } from 'node:crypto';
 import { createSHA256 } from 'hash-wasm';
-import { importPackage, pkgDir } from '../tests/node/helpers/pkg.mjs';
+import { importPackage, pkgDir } from '../tests/harness/index.mjs';
 
 const { contentHash, FsSyncClient } = await importPackage();
 const hashWasm = await createSHA256();

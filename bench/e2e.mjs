@@ -27,10 +27,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
   startSystem, createProject, startAgent, fsClient, waitForFile, percentile, isApplied, prng,
-} from '../tests/node/helpers/e2e.mjs';
-import { profile } from '../tests/node/helpers/procs.mjs';
-import { sampleApp } from '../tests/node/helpers/sample-app.mjs';
-import { importPackage } from '../tests/node/helpers/pkg.mjs';
+  profile, sampleApp, importPackage,
+} from '../tests/harness/index.mjs';
 
 const arg = (name, def) => {
   const a = process.argv.find((x) => x.startsWith(`--${name}=`));

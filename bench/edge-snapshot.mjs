@@ -2,8 +2,9 @@
 // seed's approach (JSZip in a JS Worker, bench/edge-jszip-worker.mjs) on the same projects, in one
 // run, both against one fs-sync-dev. A benchmark, not a test.
 //
-//   npm run bench:edge                        # 100 / 1,000 / 5,000 files (~5 KB each)
-//   node bench/edge-snapshot.mjs --sizes=100,1000 --runs=5
+//   npm run bench:edge                        # 100 / 1,000 / 5,000 files (~5 KB each), then large projects
+//   node bench/edge-snapshot.mjs --sizes=100,1000 --runs=5 --large=0
+//   node bench/edge-snapshot.mjs --sizes= --large=compressible,over-limit
 //
 // Needs edge/build (scripts/build-edge.sh) and fs-sync-dev (cargo build -p fs-sync-dev).
 //
@@ -31,18 +32,24 @@
 //     during the timed builds. Not the limit: it includes code tier-up, allocator growth and garbage
 //     that V8 leaves uncollected when nothing limits it, as locally;
 //   - archive bytes.
+// Large projects (fs-sync-edge only; --large picks them, 0 for none): the isolate peak (as above)
+// of one build, or refusal, of projects around the 50 MB snapshot limit, whose raw size is no
+// guide: ~58 MB of source-like text (about 20 MB zipped), ~80 MB of incompressible text (refused
+// with 413 once its archive passes 50 MB), 250 MB of repetitive text in the largest text files
+// the database takes, 65,000 small files (what grows with the file count), and two 20 MB binaries
+// (one deflated, one stored; both streamed twice) with 10 MB of text. The isolate limit is 128 MB.
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  root, startDevstack, psql, rpc, postJson, cpuSeconds, memory, inspect,
-} from '../tests/node/helpers/edge.mjs';
+  root, startSystem, psql, rpc, postJson, cpuSeconds, memory, inspect,
+} from '../tests/harness/index.mjs';
 import { sourceFiles } from './source-tree.mjs';
 import { startWorkerd } from './workerd.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
-const sizes = (args.sizes ?? '100,1000,5000').split(',').map(Number);
+const sizes = (args.sizes ?? '100,1000,5000').split(',').filter(Boolean).map(Number);
 const runs = Number(args.runs ?? 5);
 const workerdVersion = execFileSync(join(root, 'node_modules/.bin/workerd'), ['--version'], { encoding: 'utf8' }).trim();
 
@@ -52,7 +59,7 @@ const mb = (b) => (b / 1e6).toFixed(1);
 /** One build request; `sample` (optional) runs until it ends. */
 const sumOf = (pids, f) => pids.reduce((a, pid) => a + f(pid), 0);
 
-async function buildOnce(worker, projectId, sample) {
+async function buildOnce(worker, projectId, sample, status = 200) {
   const pids = worker.workerdPids();
   let sampling = true;
   const sampler = sample ? (async () => { while (sampling) { await sample(); await sleep(10); } })() : null;
@@ -64,11 +71,11 @@ async function buildOnce(worker, projectId, sample) {
   const cpu = (sumOf(pids, cpuSeconds) - cpu0) * 1000;
   sampling = false;
   await sampler;
-  if (r.status !== 200) {
+  if (r.status !== status) {
     const tail = worker.output().split('\n').filter((l) => l.trim() && !l.includes('<')).slice(-30).join('\n');
     throw new Error(`build failed: ${r.status} ${r.text.slice(0, 300)}\n${tail}`);
   }
-  return { wall, cpu, size: r.body.size, body: r.body };
+  return { wall, cpu, size: r.body.size, body: r.body, status: r.status };
 }
 
 /**
@@ -110,32 +117,110 @@ async function measure(worker, projectId, files, before) {
  * the start (attaching one to a warmed-up isolate re-tiers its code and slows it many times over;
  * the timed runs above never have one attached).
  */
-async function isolatePeak(start, projectId, before) {
+async function isolatePeak(start, projectId, before, status = 200) {
   const worker = await start({ inspect: true });
   let heap = 0;
   let missed = 0;
+  let build;
   try {
     const v8 = await inspect(worker.inspectorPort);
     try {
       await before?.();
-      await buildOnce(worker, projectId, async () => {
+      build = await buildOnce(worker, projectId, async () => {
         // The isolate answers between tasks; a busy one may not answer a sample in time.
         const h = await Promise.race([v8.call('Runtime.getHeapUsage'), sleep(250).then(() => null)]);
         if (h) heap = Math.max(heap, h.totalSize + (h.backingStorageSize ?? 0)); else missed += 1;
-      });
+      }, status);
     } finally {
       v8.close();
     }
     await sleep(300); // let the log line arrive
     const wasm = Math.max(0, ...worker.logLines().map((l) => l.wasm_memory_bytes ?? 0));
-    return { heap, missed, wasm };
+    return { heap, missed, wasm, build };
   } finally {
     await worker.stop();
   }
 }
 
+/** Seeds text files `{path, content}` through bulk_upsert_project_files (≤ 2,000 files, ≤ 40 MB a call). */
+async function addTexts(info, projectId, files) {
+  let start = 0;
+  while (start < files.length) {
+    let end = start;
+    let bytes = 0;
+    while (end < files.length && end - start < 2000 && bytes + files[end].content.length <= 40e6) {
+      bytes += files[end].content.length;
+      end += 1;
+    }
+    const r = await rpc(info.api_url, { apikey: info.service_role_key }, 'bulk_upsert_project_files',
+      { project_uuid: projectId, files: files.slice(start, end).map((f) => ({ file_path: f.path, content: f.content })) });
+    if (r.status !== 200) throw new Error(`seeding: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+    start = end;
+  }
+}
+
+/** Uploads `bytes` to project-assets and registers them as the binary `path`. */
+async function addBinary(info, projectId, path, bytes) {
+  const storagePath = `project-assets/${projectId}/${path}`;
+  const key = { apikey: info.service_role_key, authorization: `Bearer ${info.service_role_key}` };
+  const up = await fetch(`${info.api_url}/storage/v1/object/${storagePath}`,
+    { method: 'POST', headers: { ...key, 'content-type': 'application/octet-stream' }, body: bytes });
+  if (!up.ok) throw new Error(`uploading ${path}: ${up.status} ${await up.text()}`);
+  const r = await rpc(info.api_url, { apikey: info.service_role_key }, 'register_binary_file', {
+    project_uuid: projectId, p_file_path: path, p_storage_path: storagePath,
+    p_content_hash: createHash('sha256').update(bytes).digest('hex'), p_size_bytes: bytes.length,
+  });
+  if (r.status !== 200) throw new Error(`registering ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+/** Random base64 text: deflate gets it down to about 3/4 only. */
+const noiseText = (n, size) => Array.from({ length: n }, (_, i) => ({
+  path: `data/part-${String(i).padStart(4, '0')}.txt`, content: randomBytes(size * 0.75).toString('base64'),
+}));
+
+/** The large projects: how each is seeded and the status its build answers. */
+const LARGE = {
+  compressible: {
+    what: '~58 MB of source-like text (11,500 files)',
+    status: 200,
+    seed: (info, p) => addTexts(info, p, sourceFiles(11_500, 7)),
+  },
+  'over-limit': {
+    what: '~80 MB of incompressible text (800 files)',
+    status: 413,
+    seed: (info, p) => addTexts(info, p, noiseText(800, 100_000)),
+  },
+  huge: {
+    what: '250 MB of repetitive text (50 files of 5 MB, the largest a text file may be)',
+    status: 200,
+    seed: (info, p) => addTexts(info, p, Array.from({ length: 50 }, (_, i) => ({
+      path: `logs/day-${String(i).padStart(2, '0')}.log`,
+      content: Array.from({ length: 160_000 }, (_, j) => `${String(i * 1e5 + j).padStart(9, '0')} GET /api/items 200 ok\n`).join('').slice(0, 5_000_000),
+    }))),
+  },
+  'many-files': {
+    what: '65,000 files of ~0.7 KB (44 MB)',
+    status: 200,
+    seed: (info, p) => addTexts(info, p, Array.from({ length: 65_000 }, (_, i) => ({
+      path: `src/features/f${String(i % 600).padStart(3, '0')}/components/Component${i}.tsx`,
+      content: `export function Component${i}(props: { label: string }) {\n  return <span data-i="${i}">{props.label}</span>;\n}\n`.repeat(6),
+    }))),
+  },
+  binaries: {
+    what: '20 MB .wasm + 20 MB .mp4 + ~10 MB text',
+    status: 200,
+    async seed(info, p) {
+      const text = sourceFiles(2000, 9);
+      await addTexts(info, p, text);
+      const wasm = Buffer.from(text.map((f) => f.content).join('')).subarray(0, 20e6);
+      await addBinary(info, p, 'public/app.wasm', wasm);
+      await addBinary(info, p, 'public/intro.mp4', randomBytes(20e6));
+    },
+  },
+};
+
 async function main() {
-  const stack = await startDevstack();
+  const stack = await startSystem({ edge: false });
   const { info } = stack;
   const env = {
     SUPABASE_URL: info.api_url,
@@ -149,6 +234,8 @@ async function main() {
     where flag_key = 'FSYNC_SNAPSHOT_HYDRATION'`);
 
   const rows = [];
+  const large = [];
+  const startRust = async (opts) => { const w = await startWorkerd(env, opts); w.serviceKey = info.service_role_key; return w; };
   try {
     for (const n of sizes) {
       const project = (await postJson(`${info.api_url}/admin/v1/projects`, { owner_id: owner.id, name: `bench-${n}` }, service)).body.id;
@@ -172,7 +259,6 @@ async function main() {
         }
       };
       const storedNames = [];
-      const startRust = async (opts) => { const w = await startWorkerd(env, opts); w.serviceKey = info.service_role_key; return w; };
       const rust = await startRust();
       let rustM, built;
       try {
@@ -206,20 +292,45 @@ async function main() {
 
       rows.push({ n, bytes, rustM, jsM, built });
     }
+    for (const name of (args.large ?? Object.keys(LARGE).join(',')).split(',').filter((x) => x && x !== '0')) {
+      const spec = LARGE[name];
+      if (!spec) throw new Error(`--large: no scenario ${name}; there are ${Object.keys(LARGE).join(', ')}`);
+      const project = (await postJson(`${info.api_url}/admin/v1/projects`, { owner_id: owner.id, name }, service)).body.id;
+      await spec.seed(info, project);
+      const cut = await rpc(info.api_url, { apikey: info.service_role_key }, 'get_project_snapshot',
+        { project_uuid: project, include_content: false });
+      const bytes = cut.body.files.reduce((a, f) => a + f.size_bytes, 0);
+      process.stderr.write(`seeded ${name}: ${cut.body.files.length} files, ${mb(bytes)} MB\n`);
+      const mem = await isolatePeak(startRust, project, undefined, spec.status);
+      large.push({ name, spec, files: cut.body.files.length, bytes, mem });
+    }
   } finally {
-    await stack.stop();
+    await stack.close();
   }
 
-  console.log(`\nSnapshot build inside ${workerdVersion} (Miniflare, as wrangler dev runs it), fs-sync-dev upstream. ` +
-    `wall: median; CPU: mean of ${runs}+ timed builds; isolate peak: one more build in a fresh, inspected worker`);
-  console.log('| files | content MB | impl | builds | wall ms | workerd CPU ms | CPU ms min–max | isolate peak MB | of which Wasm MB | workerd RSS rise MB | archive MB | CPU speed-up |');
-  console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const r of rows) {
-    const row = (name, m, speed) => console.log(`| ${r.n} | ${mb(r.bytes)} | ${name} | ${m.timed.length} | ${median(m.timed.map((x) => x.wall)).toFixed(0)} | ${m.cpu.toFixed(0)} | ${Math.min(...m.timed.map((x) => x.cpu)).toFixed(0)}–${Math.max(...m.timed.map((x) => x.cpu)).toFixed(0)} | ${mb(m.mem.heap + m.mem.wasm)} | ${m.mem.wasm ? mb(m.mem.wasm) : '–'} | ${mb(m.rss)} | ${mb(m.timed[0].size)} | ${speed} |`);
-    row('fs-sync-edge (Rust)', r.rustM, `${(r.jsM.cpu / r.rustM.cpu).toFixed(1)}x`);
-    row('JSZip (seed)', r.jsM, '1.0x');
-    if (r.built !== r.rustM.requests) console.log(`(note: fs-sync-edge built ${r.built} of ${r.rustM.requests} requests)`);
-    if (r.rustM.mem.missed || r.jsM.mem.missed) console.log(`(heap samples missed: Rust ${r.rustM.mem.missed}, JSZip ${r.jsM.mem.missed})`);
+  if (rows.length) {
+    console.log(`\nSnapshot build inside ${workerdVersion} (Miniflare, as wrangler dev runs it), fs-sync-dev upstream. ` +
+      `wall: median; CPU: mean of ${runs}+ timed builds; isolate peak: one more build in a fresh, inspected worker`);
+    console.log('| files | content MB | impl | builds | wall ms | workerd CPU ms | CPU ms min–max | isolate peak MB | of which Wasm MB | workerd RSS rise MB | archive MB | CPU speed-up |');
+    console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const r of rows) {
+      const row = (name, m, speed) => console.log(`| ${r.n} | ${mb(r.bytes)} | ${name} | ${m.timed.length} | ${median(m.timed.map((x) => x.wall)).toFixed(0)} | ${m.cpu.toFixed(0)} | ${Math.min(...m.timed.map((x) => x.cpu)).toFixed(0)}–${Math.max(...m.timed.map((x) => x.cpu)).toFixed(0)} | ${mb(m.mem.heap + m.mem.wasm)} | ${m.mem.wasm ? mb(m.mem.wasm) : '–'} | ${mb(m.rss)} | ${mb(m.timed[0].size)} | ${speed} |`);
+      row('fs-sync-edge (Rust)', r.rustM, `${(r.jsM.cpu / r.rustM.cpu).toFixed(1)}x`);
+      row('JSZip (seed)', r.jsM, '1.0x');
+      if (r.built !== r.rustM.requests) console.log(`(note: fs-sync-edge built ${r.built} of ${r.rustM.requests} requests)`);
+      if (r.rustM.mem.missed || r.jsM.mem.missed) console.log(`(heap samples missed: Rust ${r.rustM.mem.missed}, JSZip ${r.jsM.mem.missed})`);
+    }
+  }
+  if (large.length) {
+    console.log('\nLarge projects, fs-sync-edge: one build (or refusal) in a fresh, inspected worker; limit 50 MB (52428800 bytes)');
+    console.log('| project | files | content MB | status | wall ms | isolate peak MB | of which Wasm MB | archive MB / refusal |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---|');
+    for (const l of large) {
+      const b = l.mem.build;
+      const outcome = b.status === 200 ? mb(b.size) : b.body.message;
+      console.log(`| ${l.spec.what} | ${l.files} | ${mb(l.bytes)} | ${b.status} | ${b.wall.toFixed(0)} | ${mb(l.mem.heap + l.mem.wasm)} | ${mb(l.mem.wasm)} | ${outcome} |`);
+      if (l.mem.missed) console.log(`(heap samples missed: ${l.mem.missed})`);
+    }
   }
 }
 

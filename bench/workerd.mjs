@@ -3,15 +3,14 @@
 // left out is wrangler's DevTools proxy: it keeps the runtime's inspector attached with the Network
 // domain enabled, which makes workerd report every fetch and its body to it and roughly doubles the
 // CPU a snapshot build costs (two processes busy with bodies no deployed Worker would ever copy).
-// The tests keep `wrangler dev` (tests/node/helpers/edge.mjs); a benchmark wants the runtime alone.
+// The tests keep `wrangler dev` (tests/harness); a benchmark wants the runtime alone.
 import { cpSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { build } from 'esbuild';
 import { Miniflare } from 'miniflare';
 import { unstable_getMiniflareWorkerOptions } from 'wrangler';
-import { root, freePort, testConfig } from '../tests/node/helpers/edge.mjs';
-import { comm, descendants } from '../tests/node/helpers/procs.mjs';
+import { root, freePort, testConfig, comm, descendants } from '../tests/harness/index.mjs';
 
 /**
  * Starts edge/build (a copy), or the JS Worker `main` bundled with esbuild as wrangler would,

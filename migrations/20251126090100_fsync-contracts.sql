@@ -5,7 +5,7 @@
 -- =====================================================================
 
 -- ---------------------------------------------------------------------
--- Content hash: lowercase hex SHA-256 of the UTF-8 bytes (DESIGN.md invariant 5).
+-- Content hash: lowercase hex SHA-256 of the UTF-8 bytes (docs/contracts.md invariant 5).
 -- ---------------------------------------------------------------------
 
 create function fsync.content_hash(p_content text)
@@ -23,10 +23,14 @@ revoke all on function fsync.content_hash(text) from public;
 -- ---------------------------------------------------------------------
 -- Path rules. Checked in exactly this order; the first failing rule is reported:
 --   empty, too_long, control_char, backslash, absolute, trailing_slash,
---   empty_segment, dot_segment, too_many_segments, not_nfc, reserved
+--   empty_segment, dot_segment, too_many_segments, segment_too_long, not_nfc,
+--   reserved
 -- Message: invalid path "<path>": <rule>: <explanation>
 -- (control_char omits the path so no raw control character reaches a log or UI;
--- too_long shows only the first 64 characters).
+-- too_long shows only the first 64 characters; segment_too_long names the
+-- segment by its first 32 characters).
+-- Limits: the path 1024 bytes of UTF-8, 64 segments, each segment 255 bytes
+-- (Linux's NAME_MAX: a container must be able to create every accepted path).
 -- ---------------------------------------------------------------------
 
 create function fsync.check_path(p_path text, out rule text, out message text)
@@ -39,6 +43,7 @@ declare
   v_bytes integer;
   v_segments text[];
   v_bad text;
+  v_long text;
 begin
   if p_path is null or p_path = '' then
     rule := 'empty';
@@ -97,6 +102,18 @@ begin
     rule := 'too_many_segments';
     message := format('invalid path "%s": too_many_segments: the path has %s segments; the limit is 64',
                       p_path, cardinality(v_segments));
+    return;
+  end if;
+
+  select s.seg into v_long
+    from unnest(v_segments) with ordinality as s(seg, n)
+   where octet_length(s.seg) > 255
+   order by s.n
+   limit 1;
+  if v_long is not null then
+    rule := 'segment_too_long';
+    message := format('invalid path "%s": segment_too_long: the segment "%s…" is %s bytes of UTF-8; the limit is 255',
+                      p_path, left(v_long, 32), octet_length(v_long));
     return;
   end if;
 

@@ -23,6 +23,8 @@ begin
       add column if not exists owner_id uuid references auth.users (id) on delete set null,
       add column if not exists name text not null default 'Untitled project',
       add column if not exists last_seq bigint not null default 0,
+      add column if not exists live_files bigint not null default 0,
+      add column if not exists live_bytes bigint not null default 0,
       add column if not exists created_at timestamptz not null default now(),
       add column if not exists updated_at timestamptz not null default now();
   end if;
@@ -34,13 +36,20 @@ create table if not exists public.projects (
   owner_id uuid references auth.users (id) on delete set null,
   name text not null default 'Untitled project',
   last_seq bigint not null default 0,
+  live_files bigint not null default 0,
+  live_bytes bigint not null default 0,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
 alter table public.projects add constraint projects_last_seq_nonnegative check (last_seq >= 0);
 alter table public.projects add constraint projects_name_length check (char_length(name) between 1 and 200);
+alter table public.projects add constraint projects_live_nonnegative check (live_files >= 0 and live_bytes >= 0);
 comment on column public.projects.last_seq is
   'seq of the newest change-log event; bumped by UPDATE … RETURNING inside each write, which also serialises writers per project.';
+comment on column public.projects.live_files is
+  'Live heads (current, not deleted) of the project: running total kept by the write RPCs under the project lock (limits.max_project_files).';
+comment on column public.projects.live_bytes is
+  'Sum of size_bytes of the live heads: running total kept like live_files (limits.max_project_bytes).';
 create index if not exists projects_owner_id_idx on public.projects (owner_id);
 
 create table public.project_members (
@@ -186,7 +195,7 @@ grant select, insert, update, delete on public.project_members to service_role;
 -- SECURITY DEFINER: clients have no INSERT on projects/project_members; this
 -- creates a project owned by the signed-in caller (or, for the service role,
 -- by p_owner_id) and its owner membership row.
-create function fsync.create_project(p_name text, p_owner_id uuid)
+create function fsync.create_project(p_name text, p_owner_id uuid default null)
 returns uuid
 language plpgsql
 security definer
@@ -221,18 +230,21 @@ $$;
 revoke all on function fsync.create_project(text, uuid) from public;
 grant execute on function fsync.create_project(text, uuid) to authenticated, service_role;
 
-create function public.create_project(p_name text, p_owner_id uuid default null)
+-- The public functions take one unnamed json argument: see "RPC arguments" in
+-- fsync-setup and the header of fsync-rpcs.
+create function public.create_project(json)
 returns uuid
 language sql
 security invoker
 set search_path = ''
 as $$
-  select fsync.create_project(create_project.p_name, create_project.p_owner_id)
+  select fsync.create_project(fsync.arg_text(a, 'p_name'), fsync.arg_uuid(a, 'p_owner_id'))
+    from fsync.rpc_args('create_project', $1, array['p_name', 'p_owner_id'], array['p_name']) as a
 $$;
-comment on function public.create_project(text, uuid) is
-  'Creates a project owned by the caller (service role: by p_owner_id) and returns its id.';
-revoke all on function public.create_project(text, uuid) from public, anon;
-grant execute on function public.create_project(text, uuid) to authenticated, service_role;
+comment on function public.create_project(json) is
+  'Creates a project owned by the caller (service role: by p_owner_id) and returns its id. Arguments: one JSON object {p_name, p_owner_id?}.';
+revoke all on function public.create_project(json) from public, anon;
+grant execute on function public.create_project(json) to authenticated, service_role;
 
 -- SECURITY DEFINER: clients have no write access to project_members; only the
 -- project's owner (or the service role) may add or change a member.
@@ -264,18 +276,21 @@ $$;
 revoke all on function fsync.set_project_member(uuid, uuid, text) from public;
 grant execute on function fsync.set_project_member(uuid, uuid, text) to authenticated, service_role;
 
-create function public.add_project_member(project_uuid uuid, p_user_id uuid, p_role text)
+create function public.add_project_member(json)
 returns void
 language sql
 security invoker
 set search_path = ''
 as $$
-  select fsync.set_project_member(add_project_member.project_uuid, add_project_member.p_user_id, add_project_member.p_role)
+  select fsync.set_project_member(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_uuid(a, 'p_user_id'),
+                                  fsync.arg_text(a, 'p_role'))
+    from fsync.rpc_args('add_project_member', $1, array['project_uuid', 'p_user_id', 'p_role'],
+                        array['project_uuid', 'p_user_id', 'p_role']) as a
 $$;
-comment on function public.add_project_member(uuid, uuid, text) is
-  'Adds a member or changes their role (owner, editor, viewer). Project owner or service role only.';
-revoke all on function public.add_project_member(uuid, uuid, text) from public, anon;
-grant execute on function public.add_project_member(uuid, uuid, text) to authenticated, service_role;
+comment on function public.add_project_member(json) is
+  'Adds a member or changes their role (owner, editor, viewer). Project owner or service role only. Arguments: one JSON object {project_uuid, p_user_id, p_role}.';
+revoke all on function public.add_project_member(json) from public, anon;
+grant execute on function public.add_project_member(json) to authenticated, service_role;
 
 -- SECURITY DEFINER: as fsync.set_project_member.
 create function fsync.remove_project_member(p_project_id uuid, p_user_id uuid)
@@ -301,15 +316,17 @@ $$;
 revoke all on function fsync.remove_project_member(uuid, uuid) from public;
 grant execute on function fsync.remove_project_member(uuid, uuid) to authenticated, service_role;
 
-create function public.remove_project_member(project_uuid uuid, p_user_id uuid)
+create function public.remove_project_member(json)
 returns boolean
 language sql
 security invoker
 set search_path = ''
 as $$
-  select fsync.remove_project_member(remove_project_member.project_uuid, remove_project_member.p_user_id)
+  select fsync.remove_project_member(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_uuid(a, 'p_user_id'))
+    from fsync.rpc_args('remove_project_member', $1, array['project_uuid', 'p_user_id'],
+                        array['project_uuid', 'p_user_id']) as a
 $$;
-comment on function public.remove_project_member(uuid, uuid) is
-  'Removes a member (not the owner). Returns whether a row was removed. Project owner or service role only.';
-revoke all on function public.remove_project_member(uuid, uuid) from public, anon;
-grant execute on function public.remove_project_member(uuid, uuid) to authenticated, service_role;
+comment on function public.remove_project_member(json) is
+  'Removes a member (not the owner). Returns whether a row was removed. Project owner or service role only. Arguments: one JSON object {project_uuid, p_user_id}.';
+revoke all on function public.remove_project_member(json) from public, anon;
+grant execute on function public.remove_project_member(json) to authenticated, service_role;

@@ -34,7 +34,9 @@
 --     in Storage, content NULL).
 --   * project ids without a projects row get one ("Imported project", owner =
 --     the earliest non-null created_by when that is an auth.users id), so the
---     FK holds.
+--     FK holds. Each project's live_files/live_bytes are set from its live heads
+--     (the write RPCs keep them from then on; a project already over
+--     limits.max_project_* can shrink but not grow).
 --   * legacy paths that break the path rules are kept as they are and reported
 --     with a WARNING (the rules refuse, they never rewrite); the RPCs will refuse
 --     to write them until they are renamed by hand.
@@ -199,6 +201,19 @@ begin
              group by f.project_id) o
   $sql$, v_table);
   get diagnostics v_projects = row_count;
+
+  -- The running totals the write RPCs keep from here on (projects.live_files,
+  -- live_bytes: limits.max_project_files/bytes), from the upgraded heads.
+  execute format($sql$
+    update public.projects p
+       set live_files = s.files, live_bytes = s.bytes
+      from (select f.project_id,
+                   count(*) filter (where f.is_current_version and not f.is_deleted) as files,
+                   coalesce(sum(f.size_bytes) filter (where f.is_current_version and not f.is_deleted), 0) as bytes
+              from %s f
+             group by f.project_id) s
+     where p.id = s.project_id
+  $sql$, v_table);
 
   execute format($sql$
     alter table %s

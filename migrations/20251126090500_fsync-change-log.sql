@@ -1,5 +1,5 @@
 -- =====================================================================
--- fsync-change-log: the per-project change log (DESIGN.md invariant 2) and
+-- fsync-change-log: the per-project change log (docs/contracts.md invariant 2) and
 -- fsync.append_event, the one place events are written and broadcast.
 --
 -- Gapless seq: projects.last_seq is bumped with UPDATE … RETURNING inside the

@@ -34,7 +34,6 @@ declare
   v_capacity double precision;
   v_refill double precision;
   v_tokens double precision;
-  v_now timestamptz := clock_timestamp();
 begin
   if p_caller.kind = 'service' then
     return;
@@ -45,12 +44,16 @@ begin
   v_capacity := coalesce((fsync.setting('rate_limit.capacity') #>> '{}')::double precision, 200);
   v_refill := greatest(coalesce((fsync.setting('rate_limit.refill_per_second') #>> '{}')::double precision, 50), 0);
 
+  -- The clock is read in the DO UPDATE, which runs once the bucket's row lock is
+  -- held: a time read before the lock can be older than the refilled_at a writer
+  -- ahead in the queue stored, and storing it would refill that interval twice.
+  -- greatest() keeps refilled_at from moving backwards if the clock does.
   insert into fsync.rate_limit_buckets as b (subject, project_id, tokens, refilled_at)
-  values (coalesce(p_caller.user_id::text, p_caller.role), p_project_id, v_capacity - 1, v_now)
+  values (coalesce(p_caller.user_id::text, p_caller.role), p_project_id, v_capacity - 1, clock_timestamp())
   on conflict (subject, project_id) do update
-    set tokens = least(v_capacity,
-                       b.tokens + greatest(extract(epoch from (v_now - b.refilled_at)), 0) * v_refill) - 1,
-        refilled_at = v_now
+    set (tokens, refilled_at) = (
+      select least(v_capacity, b.tokens + extract(epoch from (t.now - b.refilled_at)) * v_refill) - 1, t.now
+        from (select greatest(clock_timestamp(), b.refilled_at) as now) t)
   returning b.tokens into v_tokens;
 
   if v_tokens < 0 then

@@ -1,8 +1,15 @@
 -- =====================================================================
--- fsync-rpcs: the file API of DESIGN.md. Implementations are SECURITY DEFINER
+-- fsync-rpcs: the file API of docs/contracts.md. Implementations are SECURITY DEFINER
 -- functions in `fsync` (clients have no write privilege on any table; these
 -- functions do their own access check via fsync.authorize first); the public
--- functions are thin SECURITY INVOKER wrappers with the seed's parameter names.
+-- functions are thin SECURITY INVOKER wrappers. Each public function takes one
+-- unnamed json argument, which PostgREST fills with the whole request body: the
+-- body is an object of named arguments with the seed's parameter names
+-- ({"project_uuid": …, "p_file_path": …}), checked by fsync.rpc_args and the
+-- fsync.arg_* helpers (PT422 {"param", "rule"}; see fsync-setup), so that no
+-- argument fails or is coerced in a type conversion before the function runs.
+-- SQL callers call the typed fsync.* implementations, which have the seed's
+-- defaults.
 --
 -- Every write, in one transaction:
 --   authorize (owner/editor/service; viewer, anon, container → 42501)
@@ -14,6 +21,9 @@
 --   → check expected_version (PT409, DETAIL {"path","expected_version",
 --     "current_version","current_hash"})
 --   → flip the head, insert the new version (tombstone for deletes)
+--   → add the change in live files and bytes to the project's running totals
+--     and refuse a write that grows them past limits.max_project_files/bytes
+--     (PT413, DETAIL {"limit","actual","current","what"})
 --   → append one event and realtime.send it on private topic project:<id>.
 --
 -- Decisions:
@@ -49,6 +59,12 @@
 --   * Payload "content" is included when the file is text and size <= 65536
 --     bytes, else "content_omitted": true (always for binaries, which also carry
 --     "storage_path").
+--   * Project caps: a container must be able to hold every project, so the
+--     live files (count, and the sum of size_bytes, binaries included) are
+--     capped per project. projects.live_files/live_bytes are running totals
+--     updated under the project lock (no scan per write); a write that does not
+--     grow a total is never refused by it, so a project over a lowered cap can
+--     still shrink. A bulk and a rename are checked on their net change.
 --   * Write results are jsonb objects: {project_id, file_path, version,
 --     content_hash, size_bytes, file_type, storage_path, is_deleted, seq, noop}
 --     (seq null for a no-op).
@@ -112,6 +128,56 @@ end
 $$;
 revoke all on function fsync.check_text_size(text, bigint) from public;
 
+-- The per-project caps; the defaults are fs-sync-core's MAX_PROJECT_BYTES and
+-- MAX_PROJECT_FILES (crates/pg/tests/contracts.rs pins both).
+create function fsync.project_caps(out max_bytes bigint, out max_files bigint)
+language sql
+stable
+set search_path = ''
+as $$
+  select fsync.setting_bigint('limits.max_project_bytes', 1073741824),
+         fsync.setting_bigint('limits.max_project_files', 65534)
+$$;
+revoke all on function fsync.project_caps() from public;
+
+-- Adds a write's change in live files and bytes to the project's running totals
+-- and refuses (PT413) a change that grows a total past its cap. Caller holds the
+-- project lock, so the totals cannot move underneath.
+create function fsync.add_project_usage(p_project_id uuid, p_files bigint, p_bytes bigint)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_caps record := fsync.project_caps();
+  v_files bigint;
+  v_bytes bigint;
+begin
+  if p_files = 0 and p_bytes = 0 then
+    return;
+  end if;
+  update public.projects p
+     set live_files = p.live_files + p_files, live_bytes = p.live_bytes + p_bytes
+   where p.id = p_project_id
+  returning p.live_files, p.live_bytes into v_files, v_bytes;
+  if p_files > 0 and v_files > v_caps.max_files then
+    perform fsync.raise_error('PT413',
+      format('project %s is full: this write would take it from %s to %s files; the limit is %s files',
+             p_project_id, v_files - p_files, v_files, v_caps.max_files),
+      jsonb_build_object('limit', v_caps.max_files, 'actual', v_files, 'current', v_files - p_files,
+                         'what', 'project_files'));
+  end if;
+  if p_bytes > 0 and v_bytes > v_caps.max_bytes then
+    perform fsync.raise_error('PT413',
+      format('project %s is full: this write would take its files from %s to %s bytes; the limit is %s bytes',
+             p_project_id, v_bytes - p_bytes, v_bytes, v_caps.max_bytes),
+      jsonb_build_object('limit', v_caps.max_bytes, 'actual', v_bytes, 'current', v_bytes - p_bytes,
+                         'what', 'project_bytes'));
+  end if;
+end
+$$;
+revoke all on function fsync.add_project_usage(uuid, bigint, bigint) from public;
+
 -- A path as messages show it: unvalidated paths (delete, rename's source) may
 -- hold control characters or be long; no raw control character reaches a log
 -- or UI and at most 200 characters are shown. Valid paths are shown unchanged.
@@ -165,7 +231,8 @@ $$;
 revoke all on function fsync.check_binary_args(uuid, text, text, bigint) from public;
 
 -- The one place a version row is written. Caller holds the project lock.
--- Returns the new head, or the unchanged head with noop = true.
+-- Returns the new head, or the unchanged head with noop = true, and the change
+-- in the project's live files and bytes, for fsync.add_project_usage.
 create function fsync.put_version(
   p_project_id uuid,
   p_path text,
@@ -178,7 +245,9 @@ create function fsync.put_version(
   p_expected_version integer,
   p_actor uuid,
   out file public.project_files,
-  out noop boolean)
+  out noop boolean,
+  out live_files bigint,
+  out live_bytes bigint)
 language plpgsql
 set search_path = ''
 as $$
@@ -190,12 +259,15 @@ declare
   v_parts text[];
   v_i integer;
   v_folder_deleted boolean;
+  v_at timestamptz;
 begin
   select * into v_head
     from public.project_files f
    where f.project_id = p_project_id and f.file_path = p_path and f.is_current_version;
   v_exists := found;
   v_live := v_exists and not v_head.is_deleted;
+  live_files := 0;
+  live_bytes := 0;
 
   if p_delete then
     if not v_exists then
@@ -281,9 +353,13 @@ begin
     update public.project_files f set is_current_version = false where f.id = v_head.id;
   end if;
 
+  -- created_at/updated_at from the clock under the project lock, not now() (the
+  -- transaction's start, before it queued for the lock), so that they increase
+  -- with the version like the change log's timestamps.
+  v_at := clock_timestamp();
   insert into public.project_files (
     project_id, file_path, content, file_type, version, content_hash, created_by,
-    is_current_version, metadata, is_deleted, size_bytes, storage_path)
+    is_current_version, metadata, is_deleted, size_bytes, storage_path, created_at, updated_at)
   values (
     p_project_id, p_path,
     case when p_delete then null else p_content end,
@@ -292,14 +368,17 @@ begin
     case when p_delete then null else p_hash end,
     p_actor, true, '{}'::jsonb, p_delete,
     case when p_delete then 0 else p_size end,
-    case when p_delete then null else p_storage_path end)
+    case when p_delete then null else p_storage_path end,
+    v_at, v_at)
   returning * into file;
   noop := false;
+  live_files := (case when p_delete then 0 else 1 end) - (case when v_live then 1 else 0 end);
+  live_bytes := (case when p_delete then 0 else p_size end) - (case when v_live then v_head.size_bytes else 0 end);
 end
 $$;
 revoke all on function fsync.put_version(uuid, text, boolean, text, text, text, bigint, text, integer, uuid) from public;
 
--- Event fields describing a live version (DESIGN.md "Event payload"), without content.
+-- Event fields describing a live version (docs/contracts.md "Event payload"), without content.
 create function fsync.file_payload(p_file public.project_files)
 returns jsonb
 language sql
@@ -359,7 +438,8 @@ revoke all on function fsync.file_result(public.project_files, bigint, boolean) 
 -- itself (fsync.authorize) and writes as the owner, which also guarantees the
 -- realtime.send insert cannot be silently refused by RLS.
 create function fsync.upsert_project_file(
-  p_project_id uuid, p_file_path text, p_content text, p_file_type text, p_expected_version integer)
+  p_project_id uuid, p_file_path text, p_content text, p_file_type text default null,
+  p_expected_version integer default null)
 returns jsonb
 language plpgsql
 security definer
@@ -385,6 +465,7 @@ begin
   select * into v_res
     from fsync.put_version(p_project_id, p_file_path, false, p_content, null, v_hash,
                            octet_length(p_content), p_file_type, p_expected_version, v_caller.user_id);
+  perform fsync.add_project_usage(p_project_id, v_res.live_files, v_res.live_bytes);
   if not v_res.noop then
     v_seq := fsync.append_event(p_project_id, 'file:update', fsync.file_payload(v_res.file),
                                 fsync.inline_content(v_res.file), v_caller.user_id);
@@ -395,27 +476,28 @@ $$;
 revoke all on function fsync.upsert_project_file(uuid, text, text, text, integer) from public;
 grant execute on function fsync.upsert_project_file(uuid, text, text, text, integer) to authenticated, service_role;
 
-create function public.upsert_project_file(
-  project_uuid uuid, p_file_path text, p_content text, p_file_type text default null,
-  expected_version integer default null)
+create function public.upsert_project_file(json)
 returns jsonb
 language sql
 security invoker
 set search_path = ''
 as $$
-  select fsync.upsert_project_file(upsert_project_file.project_uuid, upsert_project_file.p_file_path,
-                                   upsert_project_file.p_content, upsert_project_file.p_file_type,
-                                   upsert_project_file.expected_version)
+  select fsync.upsert_project_file(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_text(a, 'p_file_path'),
+                                   fsync.arg_text(a, 'p_content'), fsync.arg_text(a, 'p_file_type'),
+                                   fsync.arg_int(a, 'expected_version', 0, 2147483647)::integer)
+    from fsync.rpc_args('upsert_project_file', $1,
+                        array['project_uuid', 'p_file_path', 'p_content', 'p_file_type', 'expected_version'],
+                        array['project_uuid', 'p_file_path', 'p_content']) as a
 $$;
-comment on function public.upsert_project_file(uuid, text, text, text, integer) is
-  'Saves a text file as a new version (no-op when the content is unchanged). Owner/editor. Returns the head as jsonb.';
-revoke all on function public.upsert_project_file(uuid, text, text, text, integer) from public, anon;
-grant execute on function public.upsert_project_file(uuid, text, text, text, integer) to authenticated, service_role;
+comment on function public.upsert_project_file(json) is
+  'Saves a text file as a new version (no-op when the content is unchanged). Owner/editor. Returns the head as jsonb. Arguments: one JSON object {project_uuid, p_file_path, p_content, p_file_type?, expected_version?}.';
+revoke all on function public.upsert_project_file(json) from public, anon;
+grant execute on function public.upsert_project_file(json) to authenticated, service_role;
 
 -- SECURITY DEFINER: as fsync.upsert_project_file.
 create function fsync.register_binary_file(
   p_project_id uuid, p_file_path text, p_storage_path text, p_content_hash text, p_size_bytes bigint,
-  p_file_type text, p_expected_version integer)
+  p_file_type text default null, p_expected_version integer default null)
 returns jsonb
 language plpgsql
 security definer
@@ -435,6 +517,7 @@ begin
   select * into v_res
     from fsync.put_version(p_project_id, p_file_path, false, null, p_storage_path, p_content_hash,
                            p_size_bytes, p_file_type, p_expected_version, v_caller.user_id);
+  perform fsync.add_project_usage(p_project_id, v_res.live_files, v_res.live_bytes);
   if not v_res.noop then
     v_seq := fsync.append_event(p_project_id, 'file:update', fsync.file_payload(v_res.file), null, v_caller.user_id);
   end if;
@@ -444,26 +527,30 @@ $$;
 revoke all on function fsync.register_binary_file(uuid, text, text, text, bigint, text, integer) from public;
 grant execute on function fsync.register_binary_file(uuid, text, text, text, bigint, text, integer) to authenticated, service_role;
 
-create function public.register_binary_file(
-  project_uuid uuid, p_file_path text, p_storage_path text, p_content_hash text, p_size_bytes bigint,
-  p_file_type text default null, expected_version integer default null)
+create function public.register_binary_file(json)
 returns jsonb
 language sql
 security invoker
 set search_path = ''
 as $$
-  select fsync.register_binary_file(register_binary_file.project_uuid, register_binary_file.p_file_path,
-                                    register_binary_file.p_storage_path, register_binary_file.p_content_hash,
-                                    register_binary_file.p_size_bytes, register_binary_file.p_file_type,
-                                    register_binary_file.expected_version)
+  select fsync.register_binary_file(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_text(a, 'p_file_path'),
+                                    fsync.arg_text(a, 'p_storage_path'), fsync.arg_text(a, 'p_content_hash'),
+                                    fsync.arg_int(a, 'p_size_bytes', 0, 9223372036854775807),
+                                    fsync.arg_text(a, 'p_file_type'),
+                                    fsync.arg_int(a, 'expected_version', 0, 2147483647)::integer)
+    from fsync.rpc_args('register_binary_file', $1,
+                        array['project_uuid', 'p_file_path', 'p_storage_path', 'p_content_hash', 'p_size_bytes',
+                              'p_file_type', 'expected_version'],
+                        array['project_uuid', 'p_file_path', 'p_storage_path', 'p_content_hash',
+                              'p_size_bytes']) as a
 $$;
-comment on function public.register_binary_file(uuid, text, text, text, bigint, text, integer) is
-  'Records a binary already uploaded to Storage at project-assets/<project_id>/<path> as a new version (content NULL, storage_path set). Owner/editor.';
-revoke all on function public.register_binary_file(uuid, text, text, text, bigint, text, integer) from public, anon;
-grant execute on function public.register_binary_file(uuid, text, text, text, bigint, text, integer) to authenticated, service_role;
+comment on function public.register_binary_file(json) is
+  'Records a binary already uploaded to Storage at project-assets/<project_id>/<path> as a new version (content NULL, storage_path set). Owner/editor. Arguments: one JSON object {project_uuid, p_file_path, p_storage_path, p_content_hash, p_size_bytes, p_file_type?, expected_version?}.';
+revoke all on function public.register_binary_file(json) from public, anon;
+grant execute on function public.register_binary_file(json) to authenticated, service_role;
 
 -- SECURITY DEFINER: as fsync.upsert_project_file.
-create function fsync.delete_project_file(p_project_id uuid, p_file_path text, p_expected_version integer)
+create function fsync.delete_project_file(p_project_id uuid, p_file_path text, p_expected_version integer default null)
 returns jsonb
 language plpgsql
 security definer
@@ -483,6 +570,7 @@ begin
   select * into v_res
     from fsync.put_version(p_project_id, p_file_path, true, null, null, null, 0, null,
                            p_expected_version, v_caller.user_id);
+  perform fsync.add_project_usage(p_project_id, v_res.live_files, v_res.live_bytes);
   if not v_res.noop then
     v_seq := fsync.append_event(p_project_id, 'file:delete',
                                 jsonb_build_object('file_path', (v_res.file).file_path,
@@ -495,23 +583,26 @@ $$;
 revoke all on function fsync.delete_project_file(uuid, text, integer) from public;
 grant execute on function fsync.delete_project_file(uuid, text, integer) to authenticated, service_role;
 
-create function public.delete_project_file(project_uuid uuid, p_file_path text, expected_version integer default null)
+create function public.delete_project_file(json)
 returns jsonb
 language sql
 security invoker
 set search_path = ''
 as $$
-  select fsync.delete_project_file(delete_project_file.project_uuid, delete_project_file.p_file_path,
-                                   delete_project_file.expected_version)
+  select fsync.delete_project_file(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_text(a, 'p_file_path'),
+                                   fsync.arg_int(a, 'expected_version', 0, 2147483647)::integer)
+    from fsync.rpc_args('delete_project_file', $1,
+                        array['project_uuid', 'p_file_path', 'expected_version'],
+                        array['project_uuid', 'p_file_path']) as a
 $$;
-comment on function public.delete_project_file(uuid, text, integer) is
-  'Deletes a file by writing a tombstone version (no-op if already deleted). Owner/editor.';
-revoke all on function public.delete_project_file(uuid, text, integer) from public, anon;
-grant execute on function public.delete_project_file(uuid, text, integer) to authenticated, service_role;
+comment on function public.delete_project_file(json) is
+  'Deletes a file by writing a tombstone version (no-op if already deleted). Owner/editor. Arguments: one JSON object {project_uuid, p_file_path, expected_version?}.';
+revoke all on function public.delete_project_file(json) from public, anon;
+grant execute on function public.delete_project_file(json) to authenticated, service_role;
 
 -- SECURITY DEFINER: as fsync.upsert_project_file.
 create function fsync.rename_project_file(
-  p_project_id uuid, p_from_path text, p_to_path text, p_expected_version integer)
+  p_project_id uuid, p_from_path text, p_to_path text, p_expected_version integer default null)
 returns jsonb
 language plpgsql
 security definer
@@ -561,6 +652,8 @@ begin
                            case when v_from.storage_path is not null then v_from.file_type
                                 else fsync.infer_file_type(p_to_path) end,
                            null, v_caller.user_id);
+  perform fsync.add_project_usage(p_project_id, v_del.live_files + v_new.live_files,
+                                  v_del.live_bytes + v_new.live_bytes);
   v_seq := fsync.append_event(p_project_id, 'file:rename',
                               fsync.file_payload(v_new.file)
                               || jsonb_build_object('from_path', p_from_path,
@@ -573,20 +666,23 @@ $$;
 revoke all on function fsync.rename_project_file(uuid, text, text, integer) from public;
 grant execute on function fsync.rename_project_file(uuid, text, text, integer) to authenticated, service_role;
 
-create function public.rename_project_file(
-  project_uuid uuid, p_from_path text, p_to_path text, expected_version integer default null)
+create function public.rename_project_file(json)
 returns jsonb
 language sql
 security invoker
 set search_path = ''
 as $$
-  select fsync.rename_project_file(rename_project_file.project_uuid, rename_project_file.p_from_path,
-                                   rename_project_file.p_to_path, rename_project_file.expected_version)
+  select fsync.rename_project_file(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_text(a, 'p_from_path'),
+                                   fsync.arg_text(a, 'p_to_path'),
+                                   fsync.arg_int(a, 'expected_version', 0, 2147483647)::integer)
+    from fsync.rpc_args('rename_project_file', $1,
+                        array['project_uuid', 'p_from_path', 'p_to_path', 'expected_version'],
+                        array['project_uuid', 'p_from_path', 'p_to_path']) as a
 $$;
-comment on function public.rename_project_file(uuid, text, text, integer) is
-  'Moves a file: tombstone at the old path, new version at the new path, one file:rename event. expected_version applies to the old path. Owner/editor.';
-revoke all on function public.rename_project_file(uuid, text, text, integer) from public, anon;
-grant execute on function public.rename_project_file(uuid, text, text, integer) to authenticated, service_role;
+comment on function public.rename_project_file(json) is
+  'Moves a file: tombstone at the old path, new version at the new path, one file:rename event. expected_version applies to the old path. Owner/editor. Arguments: one JSON object {project_uuid, p_from_path, p_to_path, expected_version?}.';
+revoke all on function public.rename_project_file(json) from public, anon;
+grant execute on function public.rename_project_file(json) to authenticated, service_role;
 
 -- SECURITY DEFINER: as fsync.upsert_project_file.
 -- files: [{file_path, content, file_type?, expected_version?, delete?}
@@ -624,11 +720,13 @@ declare
   v_res record;
   v_changed jsonb[] := '{}';
   v_results jsonb[] := '{}';
+  v_live_files bigint := 0;
+  v_live_bytes bigint := 0;
   v_seq bigint;
 begin
   if p_files is null or jsonb_typeof(p_files) <> 'array' then
     perform fsync.raise_error('PT422', 'files must be a JSON array of {file_path, content, …} objects',
-                              jsonb_build_object('rule', 'bulk_format'));
+                              jsonb_build_object('rule', 'bulk_format', 'param', 'files'));
   end if;
   v_count := jsonb_array_length(p_files);
   if v_count > v_max_files then
@@ -641,7 +739,8 @@ begin
     v_entry := p_files -> v_index;
     if jsonb_typeof(v_entry) <> 'object' or jsonb_typeof(v_entry -> 'file_path') is distinct from 'string' then
       perform fsync.raise_error('PT422', format('files[%s] must be an object with a string file_path', v_index),
-                                jsonb_build_object('rule', 'bulk_format', 'index', v_index));
+                                jsonb_build_object('rule', 'bulk_format', 'index', v_index,
+                                                   'param', format('files[%s].file_path', v_index)));
     end if;
     v_path := v_entry ->> 'file_path';
     v_check := fsync.check_path(v_path);
@@ -649,12 +748,14 @@ begin
       perform fsync.raise_error('PT422', format('files[%s]: %s', v_index, v_check.message),
         case when v_check.rule in ('too_long', 'control_char')
              then jsonb_build_object('rule', v_check.rule, 'index', v_index)
-             else jsonb_build_object('rule', v_check.rule, 'path', v_path, 'index', v_index) end);
+             else jsonb_build_object('rule', v_check.rule, 'path', v_path, 'index', v_index) end
+        || jsonb_build_object('param', format('files[%s].file_path', v_index)));
     end if;
 
     if jsonb_typeof(v_entry -> 'delete') is not null and jsonb_typeof(v_entry -> 'delete') not in ('boolean', 'null') then
       perform fsync.raise_error('PT422', format('files[%s]: delete must be true or false', v_index),
-                                jsonb_build_object('rule', 'bulk_format', 'index', v_index, 'path', v_path));
+                                jsonb_build_object('rule', 'bulk_format', 'index', v_index, 'path', v_path,
+                                                   'param', format('files[%s].delete', v_index)));
     end if;
     v_delete := coalesce((v_entry ->> 'delete')::boolean, false);
 
@@ -663,13 +764,15 @@ begin
       if (v_entry ->> 'expected_version')::numeric <> trunc((v_entry ->> 'expected_version')::numeric)
          or (v_entry ->> 'expected_version')::numeric not between 0 and 2147483647 then
         perform fsync.raise_error('PT422', format('files[%s]: expected_version must be an integer >= 0', v_index),
-                                  jsonb_build_object('rule', 'expected_version', 'index', v_index, 'path', v_path));
+                                  jsonb_build_object('rule', 'expected_version', 'index', v_index, 'path', v_path,
+                                                     'param', format('files[%s].expected_version', v_index)));
       end if;
       v_expected := (v_entry ->> 'expected_version')::integer;
     elsif jsonb_typeof(v_entry -> 'expected_version') is distinct from 'null'
           and v_entry ? 'expected_version' then
       perform fsync.raise_error('PT422', format('files[%s]: expected_version must be an integer >= 0', v_index),
-                                jsonb_build_object('rule', 'expected_version', 'index', v_index, 'path', v_path));
+                                jsonb_build_object('rule', 'expected_version', 'index', v_index, 'path', v_path,
+                                                   'param', format('files[%s].expected_version', v_index)));
     end if;
 
     v_file_type := null;
@@ -677,7 +780,8 @@ begin
       v_file_type := v_entry ->> 'file_type';
     elsif jsonb_typeof(v_entry -> 'file_type') is distinct from 'null' and v_entry ? 'file_type' then
       perform fsync.raise_error('PT422', format('files[%s]: file_type must be a string', v_index),
-                                jsonb_build_object('rule', 'file_type', 'index', v_index, 'path', v_path));
+                                jsonb_build_object('rule', 'file_type', 'index', v_index, 'path', v_path,
+                                                   'param', format('files[%s].file_type', v_index)));
     end if;
     perform fsync.check_write_args(v_file_type, v_expected);
 
@@ -690,9 +794,13 @@ begin
       v_sizes := v_sizes || 0::bigint;
       v_storage := v_storage || null::text;
     elsif jsonb_typeof(v_entry -> 'storage_path') = 'string' then
-      if jsonb_typeof(v_entry -> 'size_bytes') is distinct from 'number' then
-        perform fsync.raise_error('PT422', format('files[%s]: size_bytes must be a number', v_index),
-                                  jsonb_build_object('rule', 'size_bytes', 'index', v_index, 'path', v_path));
+      if (case when jsonb_typeof(v_entry -> 'size_bytes') = 'number'
+               then (v_entry ->> 'size_bytes')::numeric <> trunc((v_entry ->> 'size_bytes')::numeric)
+                    or (v_entry ->> 'size_bytes')::numeric not between 0 and 9223372036854775807
+               else true end) then
+        perform fsync.raise_error('PT422', format('files[%s]: size_bytes must be an integer >= 0', v_index),
+                                  jsonb_build_object('rule', 'size_bytes', 'index', v_index, 'path', v_path,
+                                                     'param', format('files[%s].size_bytes', v_index)));
       end if;
       perform fsync.check_binary_args(p_project_id, v_entry ->> 'storage_path', v_entry ->> 'content_hash',
                                       (v_entry ->> 'size_bytes')::numeric::bigint);
@@ -713,7 +821,8 @@ begin
     else
       perform fsync.raise_error('PT422',
         format('files[%s]: give content (a string), storage_path with content_hash and size_bytes, or delete: true', v_index),
-        jsonb_build_object('rule', 'bulk_format', 'index', v_index, 'path', v_path));
+        jsonb_build_object('rule', 'bulk_format', 'index', v_index, 'path', v_path,
+                           'param', format('files[%s].content', v_index)));
     end if;
   end loop;
 
@@ -739,12 +848,15 @@ begin
     v_results := v_results || jsonb_build_object(
       'file_path', (v_res.file).file_path, 'version', (v_res.file).version,
       'content_hash', (v_res.file).content_hash, 'deleted', (v_res.file).is_deleted, 'noop', v_res.noop);
+    v_live_files := v_live_files + v_res.live_files;
+    v_live_bytes := v_live_bytes + v_res.live_bytes;
     if not v_res.noop then
       v_changed := v_changed || jsonb_build_object(
         'file_path', (v_res.file).file_path, 'version', (v_res.file).version,
         'content_hash', (v_res.file).content_hash, 'deleted', (v_res.file).is_deleted);
     end if;
   end loop;
+  perform fsync.add_project_usage(p_project_id, v_live_files, v_live_bytes);
 
   if cardinality(v_changed) > 0 then
     v_seq := fsync.append_event(p_project_id, 'bulk:apply', jsonb_build_object('files', to_jsonb(v_changed)), null,
@@ -761,18 +873,21 @@ $$;
 revoke all on function fsync.bulk_upsert_project_files(uuid, jsonb) from public;
 grant execute on function fsync.bulk_upsert_project_files(uuid, jsonb) to authenticated, service_role;
 
-create function public.bulk_upsert_project_files(project_uuid uuid, files jsonb)
+create function public.bulk_upsert_project_files(json)
 returns jsonb
 language sql
 security invoker
 set search_path = ''
 as $$
-  select fsync.bulk_upsert_project_files(bulk_upsert_project_files.project_uuid, bulk_upsert_project_files.files)
+  select fsync.bulk_upsert_project_files(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_array(a, 'files'))
+    from fsync.rpc_args('bulk_upsert_project_files', $1,
+                        array['project_uuid', 'files'],
+                        array['project_uuid', 'files']) as a
 $$;
-comment on function public.bulk_upsert_project_files(uuid, jsonb) is
-  'Applies many saves/deletes all-or-nothing with one bulk:apply event. Limits: limits.max_bulk_files, limits.max_bulk_bytes. Owner/editor.';
-revoke all on function public.bulk_upsert_project_files(uuid, jsonb) from public, anon;
-grant execute on function public.bulk_upsert_project_files(uuid, jsonb) to authenticated, service_role;
+comment on function public.bulk_upsert_project_files(json) is
+  'Applies many saves/deletes all-or-nothing with one bulk:apply event. Limits: limits.max_bulk_files, limits.max_bulk_bytes. Owner/editor. Arguments: one JSON object {project_uuid, files}.';
+revoke all on function public.bulk_upsert_project_files(json) from public, anon;
+grant execute on function public.bulk_upsert_project_files(json) to authenticated, service_role;
 
 -- ---------------------------------------------------------------------
 -- Public API: reads (members, service role, and a container token for its own
@@ -801,7 +916,7 @@ $$;
 revoke all on function fsync.list_current_files(uuid) from public;
 grant execute on function fsync.list_current_files(uuid) to authenticated, service_role, fsync_container;
 
-create function public.list_current_files(project_uuid uuid)
+create function public.list_current_files(json)
 returns table (file_path text, content text, content_hash text, version integer, file_type text,
                size_bytes bigint, storage_path text, updated_at timestamptz)
 language sql
@@ -809,14 +924,18 @@ stable
 security invoker
 set search_path = ''
 as $$
-  select * from fsync.list_current_files(list_current_files.project_uuid)
+  select r.*
+    from fsync.rpc_args('list_current_files', $1,
+                        array['project_uuid'],
+                        array['project_uuid']) as a,
+         lateral fsync.list_current_files(fsync.arg_uuid(a, 'project_uuid')) as r
 $$;
-comment on function public.list_current_files(uuid) is
-  'Live heads of a project (tombstones excluded), ordered by path. Does not say which seq they reflect: use get_project_snapshot for that.';
-revoke all on function public.list_current_files(uuid) from public, anon;
-grant execute on function public.list_current_files(uuid) to authenticated, service_role, fsync_container;
+comment on function public.list_current_files(json) is
+  'Live heads of a project (tombstones excluded), ordered by path. Does not say which seq they reflect: use get_project_snapshot for that. Arguments: one JSON object {project_uuid}.';
+revoke all on function public.list_current_files(json) from public, anon;
+grant execute on function public.list_current_files(json) to authenticated, service_role, fsync_container;
 
-create function fsync.get_project_snapshot(p_project_id uuid, p_include_content boolean)
+create function fsync.get_project_snapshot(p_project_id uuid, p_include_content boolean default true)
 returns jsonb
 language plpgsql
 stable
@@ -851,24 +970,28 @@ $$;
 revoke all on function fsync.get_project_snapshot(uuid, boolean) from public;
 grant execute on function fsync.get_project_snapshot(uuid, boolean) to authenticated, service_role, fsync_container;
 
-create function public.get_project_snapshot(project_uuid uuid, include_content boolean default true)
+create function public.get_project_snapshot(json)
 returns jsonb
 language sql
 stable
 security invoker
 set search_path = ''
 as $$
-  select fsync.get_project_snapshot(get_project_snapshot.project_uuid, get_project_snapshot.include_content)
+  select fsync.get_project_snapshot(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_bool(a, 'include_content'))
+    from fsync.rpc_args('get_project_snapshot', $1,
+                        array['project_uuid', 'include_content'],
+                        array['project_uuid']) as a
 $$;
-comment on function public.get_project_snapshot(uuid, boolean) is
-  '{project_id, as_of_seq, files:[{file_path, content, content_hash, version, file_type, size_bytes, storage_path, updated_at}]} from one consistent read.';
-revoke all on function public.get_project_snapshot(uuid, boolean) from public, anon;
-grant execute on function public.get_project_snapshot(uuid, boolean) to authenticated, service_role, fsync_container;
+comment on function public.get_project_snapshot(json) is
+  '{project_id, as_of_seq, files:[{file_path, content, content_hash, version, file_type, size_bytes, storage_path, updated_at}]} from one consistent read. Arguments: one JSON object {project_uuid, include_content?}.';
+revoke all on function public.get_project_snapshot(json) from public, anon;
+grant execute on function public.get_project_snapshot(json) to authenticated, service_role, fsync_container;
 
 -- paths null: all live heads. paths given: the head of each path (tombstones
 -- included, is_deleted = true), or with versions (same length) the exact
 -- (path, version), a null version meaning the head. Missing rows are omitted.
-create function fsync.get_project_files(p_project_id uuid, p_paths text[], p_versions integer[])
+create function fsync.get_project_files(p_project_id uuid, p_paths text[] default null,
+                                        p_versions integer[] default null)
 returns table (file_path text, version integer, content text, content_hash text, file_type text,
                size_bytes bigint, storage_path text, is_deleted boolean, is_current_version boolean,
                updated_at timestamptz)
@@ -910,7 +1033,7 @@ $$;
 revoke all on function fsync.get_project_files(uuid, text[], integer[]) from public;
 grant execute on function fsync.get_project_files(uuid, text[], integer[]) to authenticated, service_role, fsync_container;
 
-create function public.get_project_files(project_uuid uuid, paths text[] default null, versions integer[] default null)
+create function public.get_project_files(json)
 returns table (file_path text, version integer, content text, content_hash text, file_type text,
                size_bytes bigint, storage_path text, is_deleted boolean, is_current_version boolean,
                updated_at timestamptz)
@@ -919,15 +1042,20 @@ stable
 security invoker
 set search_path = ''
 as $$
-  select * from fsync.get_project_files(get_project_files.project_uuid, get_project_files.paths,
-                                        get_project_files.versions)
+  select r.*
+    from fsync.rpc_args('get_project_files', $1,
+                        array['project_uuid', 'paths', 'versions'],
+                        array['project_uuid']) as a,
+         lateral fsync.get_project_files(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_text_array(a, 'paths'),
+                                         fsync.arg_int_array(a, 'versions', 1, 2147483647)::integer[]) as r
 $$;
-comment on function public.get_project_files(uuid, text[], integer[]) is
-  'Contents by path for catch-up: heads (tombstones included) or exact (path, version) pairs, including historical versions.';
-revoke all on function public.get_project_files(uuid, text[], integer[]) from public, anon;
-grant execute on function public.get_project_files(uuid, text[], integer[]) to authenticated, service_role, fsync_container;
+comment on function public.get_project_files(json) is
+  'Contents by path for catch-up: heads (tombstones included) or exact (path, version) pairs, including historical versions. Arguments: one JSON object {project_uuid, paths?, versions?}.';
+revoke all on function public.get_project_files(json) from public, anon;
+grant execute on function public.get_project_files(json) to authenticated, service_role, fsync_container;
 
-create function fsync.list_project_events(p_project_id uuid, p_after_seq bigint, p_max_events integer)
+create function fsync.list_project_events(p_project_id uuid, p_after_seq bigint default 0,
+                                          p_max_events integer default 1000)
 returns setof jsonb
 language plpgsql
 stable
@@ -960,20 +1088,25 @@ $$;
 revoke all on function fsync.list_project_events(uuid, bigint, integer) from public;
 grant execute on function fsync.list_project_events(uuid, bigint, integer) to authenticated, service_role, fsync_container;
 
-create function public.list_project_events(project_uuid uuid, after_seq bigint default 0, max_events integer default 1000)
+create function public.list_project_events(json)
 returns setof jsonb
 language sql
 stable
 security invoker
 set search_path = ''
 as $$
-  select * from fsync.list_project_events(list_project_events.project_uuid, list_project_events.after_seq,
-                                          list_project_events.max_events)
+  select r.*
+    from fsync.rpc_args('list_project_events', $1,
+                        array['project_uuid', 'after_seq', 'max_events'],
+                        array['project_uuid']) as a,
+         lateral fsync.list_project_events(fsync.arg_uuid(a, 'project_uuid'),
+                                           fsync.arg_int(a, 'after_seq', 0, 9223372036854775807),
+                                           coalesce(fsync.arg_int(a, 'max_events', 1, 2147483647)::integer, 1000)) as r
 $$;
-comment on function public.list_project_events(uuid, bigint, integer) is
-  'Event payloads with seq > after_seq in seq order (at most min(max_events, 1000)), with content as in the broadcast.';
-revoke all on function public.list_project_events(uuid, bigint, integer) from public, anon;
-grant execute on function public.list_project_events(uuid, bigint, integer) to authenticated, service_role, fsync_container;
+comment on function public.list_project_events(json) is
+  'Event payloads with seq > after_seq in seq order (at most min(max_events, 1000)), with content as in the broadcast. Arguments: one JSON object {project_uuid, after_seq?, max_events?}.';
+revoke all on function public.list_project_events(json) from public, anon;
+grant execute on function public.list_project_events(json) to authenticated, service_role, fsync_container;
 
 create function fsync.get_project_sync_state(p_project_id uuid)
 returns jsonb
@@ -991,15 +1124,19 @@ $$;
 revoke all on function fsync.get_project_sync_state(uuid) from public;
 grant execute on function fsync.get_project_sync_state(uuid) to authenticated, service_role, fsync_container;
 
-create function public.get_project_sync_state(project_uuid uuid)
+create function public.get_project_sync_state(json)
 returns jsonb
 language sql
 stable
 security invoker
 set search_path = ''
 as $$
-  select fsync.get_project_sync_state(get_project_sync_state.project_uuid)
+  select fsync.get_project_sync_state(fsync.arg_uuid(a, 'project_uuid'))
+    from fsync.rpc_args('get_project_sync_state', $1,
+                        array['project_uuid'],
+                        array['project_uuid']) as a
 $$;
-comment on function public.get_project_sync_state(uuid) is '{project_id, seq}: the seq of the newest committed event.';
-revoke all on function public.get_project_sync_state(uuid) from public, anon;
-grant execute on function public.get_project_sync_state(uuid) to authenticated, service_role, fsync_container;
+comment on function public.get_project_sync_state(json) is
+  '{project_id, seq}: the seq of the newest committed event. Arguments: one JSON object {project_uuid}.';
+revoke all on function public.get_project_sync_state(json) from public, anon;
+grant execute on function public.get_project_sync_state(json) to authenticated, service_role, fsync_container;

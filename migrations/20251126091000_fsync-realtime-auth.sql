@@ -2,7 +2,7 @@
 -- fsync-realtime-auth: who may join the private channel project:<id>.
 -- Realtime checks read access at join by selecting probe rows of
 -- realtime.messages as the joining role with realtime.topic() set (see
--- SUPABASE_FACTS.md §3), so these SELECT policies decide who receives the
+-- docs/supabase.md), so these SELECT policies decide who receives the
 -- server-authored file events:
 --   * authenticated members of the project;
 --   * fsync_container tokens whose project_id claim matches and whose scope

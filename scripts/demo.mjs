@@ -12,17 +12,13 @@
 //
 // Options: --keep-running (leave it all up until Ctrl-C, to poke at ./demo/container).
 // Logs: ./demo/logs/{fs-sync-hydrate,edge,fs-sync-dev}.log.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { root, descendants, comm } from '../tests/node/helpers/procs.mjs';
 import {
-  startSystem, createProject, startAgent, waitInSync, fsClient, waitForFile, percentile, isApplied,
-  putBinary,
-} from '../tests/node/helpers/e2e.mjs';
-import { sampleApp, iconPng } from '../tests/node/helpers/sample-app.mjs';
-import { importPackage } from '../tests/node/helpers/pkg.mjs';
+  root, descendants, comm, gone, until, startSystem, createProject, startAgent, waitInSync, fsClient,
+  waitForFile, percentile, isApplied, putBinary, sampleApp, iconPng, importPackage,
+} from '../tests/harness/index.mjs';
 
 const keepRunning = process.argv.includes('--keep-running');
 const demoDir = join(root, 'demo');
@@ -67,25 +63,15 @@ async function stopAll() {
       try { writeFileSync(join(logDir, 'fs-sync-dev.log'), sys.stack.stderr); } catch { /* no folder */ }
       if (exit.code !== 0) say(yellow(`  fs-sync-dev exited with ${JSON.stringify(exit)}`));
     }
-    const left = [];
-    for (let i = 0; i < 50; i++) {
-      left.splice(0, left.length, ...before.filter((pid) => {
-        const c = comm(pid);
-        return c && !c.startsWith('npm') && existsSync(`/proc/${pid}`) && !isZombie(pid);
-      }));
-      if (left.length === 0) break;
-      await sleep(100);
-    }
-    return left.map((pid) => `${comm(pid)} (${pid})`);
+    const left = () => before.filter((pid) => {
+      const c = comm(pid);
+      return c && !c.startsWith('npm') && !gone(pid);
+    });
+    await until('every process started to exit', () => left().length === 0, { timeoutMs: 5000, intervalMs: 100 })
+      .catch(() => { /* reported below */ });
+    return left().map((pid) => `${comm(pid)} (${pid})`);
   })();
   return stopping;
-}
-
-function isZombie(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch { return true; }
 }
 
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {

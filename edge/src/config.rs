@@ -4,12 +4,13 @@ use worker::Env;
 
 use crate::error::AppError;
 
-/// Snapshot bucket (migrations/…_fsync-storage.sql), and its `file_size_limit` in bytes.
+/// Snapshot bucket (migrations/…_fsync-storage.sql), and its `file_size_limit` in bytes: the
+/// most a stored archive may hold (a test keeps these, wrangler.toml and the migration equal).
 pub(crate) const DEFAULT_BUCKET: &str = "project-snapshots";
 pub(crate) const DEFAULT_MAX_SNAPSHOT_BYTES: u64 = 52_428_800;
 /// Signed snapshot URLs live 10 minutes: the container downloads right after it starts.
 pub(crate) const DEFAULT_SNAPSHOT_URL_TTL: i64 = 600;
-/// Container tokens live 15 minutes (DESIGN.md) and are refreshed through /sessions/refresh.
+/// Container tokens live 15 minutes (docs/contracts.md) and are refreshed through /sessions/refresh.
 pub(crate) const DEFAULT_TOKEN_TTL: i64 = 900;
 
 /// Everything a handler needs from the environment.
@@ -67,6 +68,15 @@ fn number<T: std::str::FromStr>(env: &Env, name: &str, default: T) -> Result<T, 
     }
 }
 
+fn positive(name: &str, value: u64) -> Result<u64, AppError> {
+    if value == 0 {
+        return Err(AppError::Internal(format!(
+            "worker misconfigured: {name} must be a positive number of bytes"
+        )));
+    }
+    Ok(value)
+}
+
 impl Config {
     /// Reads the settings; a missing required one is a 500 naming it (never its value).
     pub(crate) fn from_env(env: &Env) -> Result<Config, AppError> {
@@ -78,10 +88,58 @@ impl Config {
             service_key: required(env, "SUPABASE_SERVICE_ROLE_KEY")?,
             jwt_secret: required(env, "SUPABASE_JWT_SECRET")?,
             bucket: text(env, "SNAPSHOT_BUCKET").unwrap_or_else(|| DEFAULT_BUCKET.to_owned()),
-            max_snapshot_bytes: number(env, "SNAPSHOT_MAX_BYTES", DEFAULT_MAX_SNAPSHOT_BYTES)?,
+            max_snapshot_bytes: positive(
+                "SNAPSHOT_MAX_BYTES",
+                number(env, "SNAPSHOT_MAX_BYTES", DEFAULT_MAX_SNAPSHOT_BYTES)?,
+            )?,
             snapshot_url_ttl: number(env, "SNAPSHOT_URL_TTL", DEFAULT_SNAPSHOT_URL_TTL)?,
             token_ttl: number(env, "CONTAINER_TOKEN_TTL", DEFAULT_TOKEN_TTL)?,
             edge_url: text(env, "EDGE_URL").map(|u| u.trim_end_matches('/').to_owned()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worker's limit is the bucket's: the migration that creates the bucket, wrangler.toml's
+    /// `[vars]` and the default all say the same.
+    #[test]
+    fn the_snapshot_limit_is_the_buckets_file_size_limit() {
+        let migration = include_str!("../../migrations/20251126090900_fsync-storage.sql");
+        // ('project-snapshots', 'project-snapshots', false, 52428800, array['application/zip']),
+        let bucket: Vec<&str> = migration
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("('{DEFAULT_BUCKET}',")))
+            .expect("the migration creates the snapshot bucket")
+            .split(',')
+            .map(str::trim)
+            .collect();
+        assert_eq!(bucket[2].parse::<u64>(), Ok(DEFAULT_MAX_SNAPSHOT_BYTES));
+
+        let wrangler = include_str!("../wrangler.toml");
+        let var = |name: &str| {
+            wrangler
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} = ")))
+                .map(|v| v.trim().trim_matches('"').to_owned())
+                .unwrap_or_else(|| panic!("wrangler.toml sets {name}"))
+        };
+        assert_eq!(var("SNAPSHOT_BUCKET"), DEFAULT_BUCKET);
+        assert_eq!(
+            var("SNAPSHOT_MAX_BYTES").parse::<u64>(),
+            Ok(DEFAULT_MAX_SNAPSHOT_BYTES)
+        );
+    }
+
+    #[test]
+    fn a_zero_limit_is_refused_by_name() {
+        let e = positive("SNAPSHOT_MAX_BYTES", 0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "worker misconfigured: SNAPSHOT_MAX_BYTES must be a positive number of bytes"
+        );
+        assert_eq!(positive("SNAPSHOT_MAX_BYTES", 1).unwrap(), 1);
     }
 }

@@ -1,7 +1,5 @@
 //! The routes: `POST /build-project-snapshot`, `POST /sessions`, `POST /sessions/refresh`.
 
-use std::rc::Rc;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -13,7 +11,7 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::log::RequestLog;
 use crate::snapshot::{self, Cut, SnapshotInfo};
-use crate::supabase::Supabase;
+use crate::supabase::{read_prefix, Supabase};
 use crate::token::{self, READ_SCOPE};
 
 /// The flag that gates snapshot hydration, checked for the project's owner.
@@ -73,12 +71,24 @@ pub(crate) fn parse_session_id(s: &str) -> Result<String, AppError> {
     }
 }
 
+/// Request bodies hold `{"projectId", "sessionId"}`: a longer one is refused without reading it all.
+const REQUEST_BODY_MAX: usize = 16 << 10;
+
 async fn read_json<T: DeserializeOwned>(req: &mut Request) -> Result<T, AppError> {
-    let text = req
-        .text()
-        .await
-        .map_err(|_| AppError::BadRequest("could not read the request body".into()))?;
-    serde_json::from_str(&text).map_err(|e| {
+    let (bytes, complete) = match req.stream() {
+        Ok(body) => read_prefix(body, REQUEST_BODY_MAX)
+            .await
+            .map_err(|_| AppError::BadRequest("could not read the request body".into()))?,
+        // No body: the JSON error below says what one should hold.
+        Err(_) => (Vec::new(), true),
+    };
+    if !complete {
+        return Err(AppError::BadRequest(format!(
+            "the request body is over {REQUEST_BODY_MAX} bytes; it is JSON like \
+             {{\"projectId\": \"<uuid>\"}}"
+        )));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
         AppError::BadRequest(format!(
             "the body must be JSON like {{\"projectId\": \"<uuid>\"}}: {e}"
         ))
@@ -131,12 +141,14 @@ async fn ensure_snapshot(
     )
     .await?;
     let cut = cut.ok_or_else(|| AppError::NotFound(format!("project {project_id} not found")))?;
-    let plan = Rc::new(snapshot::plan(cut)?);
-    log.snapshot_id = Some(plan.snapshot_id.clone());
-    log.as_of_seq = Some(plan.manifest.as_of_seq);
-    log.snapshot_files = Some(plan.manifest.files.len());
+    let plan = snapshot::plan(cut)?;
+    let snapshot_id = plan.snapshot_id.clone();
+    let as_of_seq = plan.manifest.as_of_seq;
+    let file_count = plan.manifest.files.len();
+    log.snapshot_id = Some(snapshot_id.clone());
+    log.as_of_seq = Some(as_of_seq);
+    log.snapshot_files = Some(file_count);
     log.content_bytes = Some(plan.manifest.total_size());
-    snapshot::check_size(&plan, cfg.max_snapshot_bytes)?;
 
     let name = plan.object_name();
     let (sha256, size, reused) = match sb.get_object(&cfg.bucket, &name).await? {
@@ -146,8 +158,7 @@ async fn ensure_snapshot(
         }
         None => {
             let started = now_ms();
-            let stored =
-                snapshot::store(&sb, plan.clone(), &cfg.bucket, cfg.max_snapshot_bytes).await?;
+            let stored = snapshot::store(&sb, plan, &cfg.bucket, cfg.max_snapshot_bytes).await?;
             log.build_ms = Some((now_ms() - started).max(0.0) as u64);
             (stored.sha256, stored.size, stored.raced)
         }
@@ -157,13 +168,13 @@ async fn ensure_snapshot(
 
     let signed_url = sb.sign(&cfg.bucket, &name, cfg.snapshot_url_ttl).await?;
     Ok(SnapshotInfo {
-        snapshot_id: plan.snapshot_id.clone(),
+        snapshot_id,
         signed_url,
         expires_at: rfc3339(now_secs() + cfg.snapshot_url_ttl),
         sha256,
         size,
-        as_of_seq: plan.manifest.as_of_seq,
-        file_count: plan.manifest.files.len(),
+        as_of_seq,
+        file_count,
         reused,
     })
 }
@@ -191,7 +202,7 @@ pub(crate) async fn build_project_snapshot(
     json_response(&info)
 }
 
-/// The container's environment (DESIGN.md): no service key, no JWT secret.
+/// The container's environment (docs/contracts.md): no service key, no JWT secret.
 #[derive(Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 struct ContainerEnv {

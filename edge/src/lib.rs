@@ -5,11 +5,11 @@
 //!   current change-log seq — reused from Storage when that exact state is stored, else built with
 //!   fs-sync-core's deterministic [`fs_sync_core::SnapshotWriter`], streamed into Storage — and a
 //!   signed download URL: `{snapshotId, signedUrl, expiresAt, sha256, size, asOfSeq, fileCount,
-//!   reused}`. 409 when `FSYNC_SNAPSHOT_HYDRATION` is off for the project's owner; 413 over the
-//!   snapshot limit (50 MB, the bucket's).
+//!   reused}`. 409 when `FSYNC_SNAPSHOT_HYDRATION` is off for the project's owner; 413 when the
+//!   archive would exceed the snapshot limit (50 MB, the bucket's), whatever the files' raw size.
 //! - `POST /sessions {projectId, sessionId?}` (service role): the same snapshot plus a container
 //!   token (HS256, role `fsync_container`, scope `fsync:read`, 15 min) returned as the container's
-//!   env (DESIGN.md "Container token and env").
+//!   env (docs/contracts.md "Container token and env").
 //! - `POST /sessions/refresh` (a still-valid container token): a new token, same scope.
 //!
 //! Every request writes one JSON log line. The modules: `router` (dispatch), `handlers`,

@@ -1,4 +1,4 @@
-//! Cutting, building, storing and signing a project snapshot (DESIGN.md "Snapshot").
+//! Cutting, building, storing and signing a project snapshot (docs/contracts.md "Snapshot").
 //!
 //! 1. **Cut**: one call to `get_project_snapshot(project, include_content => false)` gives the file
 //!    list and `as_of_seq` from one consistent read. The [`Manifest`] (and so the snapshot id)
@@ -9,8 +9,12 @@
 //!    upload's request body (a `ReadableStream` pulled by `fetch`). Text contents are read in
 //!    batches by exact `(path, version)` through `get_project_files` (versions are immutable, and
 //!    the writer checks every file's size and SHA-256 against the manifest, so the archive is exactly
-//!    the cut), binaries one at a time from Storage. Memory holds one batch (or one binary) and
-//!    the compressed bytes not yet sent, never the archive or the whole project.
+//!    the cut); binaries one at a time from Storage, those over [`WHOLE_BINARY_MAX`] streamed
+//!    twice (the zip header before their data needs its CRC-32 and compressed size). The limit
+//!    applies to the archive's bytes, the ones stored: refused up front when the headers and the
+//!    files stored as they are already exceed it, else the moment the archive does. Memory holds
+//!    one batch (or one small binary, or one piece of a large one) and the compressed bytes not
+//!    yet sent, never the archive or the whole project, whatever their sizes.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -22,6 +26,7 @@ use fs_sync_core::{
     SnapshotWriter, WriteOptions,
 };
 use futures_util::{StreamExt, TryStreamExt};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use wasm_bindgen::JsValue;
@@ -33,18 +38,83 @@ use crate::supabase::{Supabase, Uploaded};
 const BATCH_BYTES: u64 = 4 << 20;
 /// …and at most this many files.
 const BATCH_FILES: usize = 500;
+/// Binaries up to this size are read whole; larger ones are streamed, twice, in the pieces Storage
+/// sends (one extra download buys memory bounded by a piece).
+const WHOLE_BINARY_MAX: u64 = 1 << 20;
 
 /// One file of `get_project_snapshot`'s answer (without content).
 #[derive(Debug, Deserialize)]
-pub(crate) struct CutFile {
-    pub(crate) file_path: String,
-    pub(crate) content_hash: Option<String>,
-    pub(crate) version: i64,
+struct CutFile {
+    file_path: String,
+    content_hash: Option<String>,
+    version: i64,
     #[serde(default)]
-    pub(crate) file_type: Option<String>,
-    pub(crate) size_bytes: i64,
+    file_type: Option<String>,
+    size_bytes: i64,
     #[serde(default)]
-    pub(crate) storage_path: Option<String>,
+    storage_path: Option<String>,
+}
+
+impl CutFile {
+    /// Its manifest entry, and its Storage object if it is a binary.
+    fn into_entry(self) -> Result<(ManifestEntry, Option<String>), String> {
+        let content_hash = self
+            .content_hash
+            .ok_or_else(|| format!("file {:?} has no content_hash", self.file_path))?;
+        let (Ok(size), Ok(version)) = (u64::try_from(self.size_bytes), u64::try_from(self.version))
+        else {
+            return Err(format!(
+                "file {:?} has a negative size or version",
+                self.file_path
+            ));
+        };
+        let file_type = self
+            .file_type
+            .unwrap_or_else(|| infer_file_type(&self.file_path).as_str().to_owned());
+        let entry = ManifestEntry {
+            content_hash,
+            file_type,
+            path: self.file_path,
+            size,
+            version,
+        };
+        Ok((entry, self.storage_path))
+    }
+}
+
+/// The cut's files, read entry by entry straight into manifest entries (the file list is the
+/// largest thing a build holds, up to 65,534 entries: it is held once): the entries, and the
+/// Storage object of each binary by path.
+#[derive(Debug, Default)]
+pub(crate) struct CutFiles {
+    entries: Vec<ManifestEntry>,
+    binaries: HashMap<String, String>,
+}
+
+impl<'de> Deserialize<'de> for CutFiles {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Files;
+        impl<'de> Visitor<'de> for Files {
+            type Value = CutFiles;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of files")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CutFiles, A::Error> {
+                let mut files = CutFiles::default();
+                while let Some(file) = seq.next_element::<CutFile>()? {
+                    let (entry, source) = file.into_entry().map_err(de::Error::custom)?;
+                    if let Some(source) = source {
+                        files.binaries.insert(entry.path.clone(), source);
+                    }
+                    files.entries.push(entry);
+                }
+                Ok(files)
+            }
+        }
+        deserializer.deserialize_seq(Files)
+    }
 }
 
 /// `get_project_snapshot`'s answer.
@@ -52,15 +122,15 @@ pub(crate) struct CutFile {
 pub(crate) struct Cut {
     pub(crate) project_id: String,
     pub(crate) as_of_seq: i64,
-    pub(crate) files: Vec<CutFile>,
+    pub(crate) files: CutFiles,
 }
 
-/// A snapshot to build or reuse: the manifest, and where each file's bytes come from.
+/// A snapshot to build or reuse: the manifest, and where each binary's bytes come from.
 #[derive(Debug)]
 pub(crate) struct Plan {
     pub(crate) manifest: Manifest,
-    /// Aligned with `manifest.files`: `Some("<bucket>/<object>")` for a binary.
-    pub(crate) sources: Vec<Option<String>>,
+    /// `path → "<bucket>/<object>"` for every binary.
+    pub(crate) binaries: HashMap<String, String>,
     pub(crate) snapshot_id: String,
 }
 
@@ -71,71 +141,76 @@ impl Plan {
     }
 }
 
-/// Turns the cut into a [`Plan`]; refuses what a snapshot cannot carry.
+/// Turns the cut into a [`Plan`] (files sorted by the bytes of their paths; the database sorts by
+/// its collation); refuses what a snapshot cannot carry.
 pub(crate) fn plan(cut: Cut) -> Result<Plan, AppError> {
-    let mut rows: Vec<(ManifestEntry, Option<String>)> = Vec::with_capacity(cut.files.len());
-    for f in cut.files {
-        let content_hash = f.content_hash.ok_or_else(|| {
-            AppError::Upstream(format!("file {:?} has no content_hash", f.file_path))
-        })?;
-        let (Ok(size), Ok(version)) = (u64::try_from(f.size_bytes), u64::try_from(f.version))
-        else {
-            return Err(AppError::Upstream(format!(
-                "file {:?} has a negative size or version",
-                f.file_path
-            )));
-        };
-        let file_type = f
-            .file_type
-            .unwrap_or_else(|| infer_file_type(&f.file_path).as_str().to_owned());
-        rows.push((
-            ManifestEntry {
-                content_hash,
-                file_type,
-                path: f.file_path,
-                size,
-                version,
-            },
-            f.storage_path,
-        ));
-    }
-    // Byte order of the UTF-8 paths (the database sorts by its collation).
-    rows.sort_by(|a, b| a.0.path.cmp(&b.0.path));
-    let (entries, sources): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
     let as_of_seq = u64::try_from(cut.as_of_seq)
         .map_err(|_| AppError::Upstream("as_of_seq is negative".into()))?;
-    let manifest = Manifest::new(cut.project_id, as_of_seq, entries).map_err(|e| match e {
-        ManifestError::Path(p) => AppError::Invalid(format!(
-            "the project holds a file a snapshot cannot carry: {p}"
-        )),
-        other => AppError::Upstream(format!("the project's file list is inconsistent: {other}")),
-    })?;
-    let snapshot_id = manifest.snapshot_id();
+    let manifest =
+        Manifest::new(cut.project_id, as_of_seq, cut.files.entries).map_err(|e| match e {
+            ManifestError::Path(p) => AppError::Invalid(format!(
+                "the project holds a file a snapshot cannot carry: {p}"
+            )),
+            other => {
+                AppError::Upstream(format!("the project's file list is inconsistent: {other}"))
+            }
+        })?;
+    let snapshot_id = snapshot_id(&manifest);
     Ok(Plan {
         manifest,
-        sources,
+        binaries: cut.files.binaries,
         snapshot_id,
     })
 }
 
-/// One unit of work while building: text files `[start, end)` in one RPC, or one binary.
+/// [`Manifest::snapshot_id`], hashed as the canonical JSON is serialized rather than from a copy
+/// of it (megabytes for a large project, and Wasm memory never shrinks).
+fn snapshot_id(manifest: &Manifest) -> String {
+    struct Hashing(ContentHasher);
+    impl Write for Hashing {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.0.update(data);
+            Ok(data.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(ContentHasher::new());
+    serde_json::to_writer(&mut hashing, manifest).expect("a manifest always serializes");
+    hashing.0.finish()
+}
+
+/// One unit of work while building: text files `[start, end)` in one RPC, or one binary, read
+/// whole or (over [`WHOLE_BINARY_MAX`]) streamed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Step {
     Text(usize, usize),
     Binary(usize),
+    LargeBinary(usize),
 }
 
-/// Splits the manifest into [`Step`]s in manifest order.
-pub(crate) fn steps(plan: &Plan, max_bytes: u64, max_files: usize) -> Vec<Step> {
+/// Splits the files into [`Step`]s in manifest order.
+pub(crate) fn steps(
+    files: &[ManifestEntry],
+    binaries: &HashMap<String, String>,
+    max_bytes: u64,
+    max_files: usize,
+) -> Vec<Step> {
     let mut out = Vec::new();
     let mut start = None::<usize>;
     let mut bytes = 0u64;
-    for (i, (entry, source)) in plan.manifest.files.iter().zip(&plan.sources).enumerate() {
-        if source.is_some() {
+    for (i, entry) in files.iter().enumerate() {
+        if binaries.contains_key(&entry.path) {
             if let Some(s) = start.take() {
                 out.push(Step::Text(s, i));
             }
-            out.push(Step::Binary(i));
+            out.push(if entry.size > WHOLE_BINARY_MAX {
+                Step::LargeBinary(i)
+            } else {
+                Step::Binary(i)
+            });
             bytes = 0;
             continue;
         }
@@ -152,7 +227,7 @@ pub(crate) fn steps(plan: &Plan, max_bytes: u64, max_files: usize) -> Vec<Step> 
         bytes += entry.size;
     }
     if let Some(s) = start {
-        out.push(Step::Text(s, plan.manifest.files.len()));
+        out.push(Step::Text(s, files.len()));
     }
     out
 }
@@ -164,7 +239,8 @@ pub(crate) struct Output {
     bytes: u64,
     pending: Vec<u8>,
     limit: u64,
-    over_limit: bool,
+    /// Set when a write would have taken the archive past `limit`: the size it would have reached.
+    over_limit: Option<u64>,
 }
 
 /// The [`Write`] the [`SnapshotWriter`] writes into: hashes, counts, enforces the size limit and
@@ -190,7 +266,8 @@ impl Sink {
         (out.hasher.clone().finish(), out.bytes)
     }
 
-    fn over_limit(&self) -> bool {
+    /// The archive size a refused write would have reached, once one was refused.
+    fn over_limit(&self) -> Option<u64> {
         self.0.borrow().over_limit
     }
 }
@@ -198,12 +275,13 @@ impl Sink {
 impl Write for Sink {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let mut out = self.0.borrow_mut();
-        if out.bytes + data.len() as u64 > out.limit {
-            out.over_limit = true;
-            return Err(io::Error::other("snapshot over the size limit"));
+        let reached = out.bytes + data.len() as u64;
+        if reached > out.limit {
+            out.over_limit = Some(reached);
+            return Err(io::Error::other("snapshot archive over the size limit"));
         }
         out.hasher.update(data);
-        out.bytes += data.len() as u64;
+        out.bytes = reached;
         out.pending.extend_from_slice(data);
         Ok(data.len())
     }
@@ -229,21 +307,53 @@ pub(crate) struct SnapshotInfo {
     pub(crate) reused: bool,
 }
 
-fn too_large(bytes: u64, limit: u64) -> AppError {
+/// 413 for an archive of at least `reached` bytes; `when` says how far the build had come.
+fn too_large(reached: u64, limit: u64, bucket: &str, when: &str) -> AppError {
     AppError::TooLarge(format!(
-        "the project's snapshot would be {bytes} bytes or more; the limit is {limit} bytes \
-         ({} MB, the snapshot bucket's file size limit)",
-        limit / (1 << 20)
+        "snapshot archive is at least {reached} bytes, over the {bucket} limit of {limit} bytes \
+         ({when})"
     ))
 }
 
-/// Refuses a project whose files alone are over the limit (before reading any content).
-pub(crate) fn check_size(plan: &Plan, limit: u64) -> Result<(), AppError> {
-    let total = plan.manifest.total_size();
-    if total > limit {
-        return Err(too_large(total, limit));
+/// Starts the archive for `plan`'s manifest, writing into a [`Sink`] that holds it to `limit`
+/// bytes. Refuses, before any content is read, a project whose archive cannot fit: one with more
+/// files than a snapshot holds, or whose headers, names and files stored as they are already
+/// exceed `limit`.
+pub(crate) fn start(
+    manifest: Manifest,
+    limit: u64,
+    bucket: &str,
+) -> Result<(SnapshotWriter<Sink>, Sink), AppError> {
+    let sink = Sink::new(limit);
+    let files = manifest.files.len();
+    let writer = match SnapshotWriter::new(sink.clone(), manifest, WriteOptions::default()) {
+        Ok(writer) => writer,
+        Err(e) => {
+            return Err(match (sink.over_limit(), e) {
+                (Some(reached), _) => {
+                    let when = format!("its manifest of {files} files alone");
+                    too_large(reached, limit, bucket, &when)
+                }
+                (None, SnapshotError::TooManyEntries { limit, actual }) => {
+                    AppError::TooLarge(format!(
+                        "the project has {actual} files; a snapshot archive holds at most {limit}"
+                    ))
+                }
+                (None, other) => AppError::Internal(format!("starting the snapshot: {other}")),
+            })
+        }
+    };
+    let floor = writer.min_size();
+    if floor > limit {
+        return Err(too_large(
+            floor,
+            limit,
+            bucket,
+            "counting its headers, names and the files stored as they are, before reading any \
+             content",
+        ));
     }
-    Ok(())
+    Ok((writer, sink))
 }
 
 #[wasm_bindgen::prelude::wasm_bindgen]
@@ -299,11 +409,18 @@ pub(crate) async fn hash_object(mut resp: worker::Response) -> Result<(String, u
 /// Everything the upload stream needs while it is pulled.
 struct Builder {
     supabase: Supabase,
-    plan: Rc<Plan>,
+    /// `path → "<bucket>/<object>"` for every binary.
+    binaries: HashMap<String, String>,
     steps: std::vec::IntoIter<Step>,
     writer: Option<SnapshotWriter<Sink>>,
     sink: Sink,
     limit: u64,
+    bucket: String,
+    /// Files written so far, of how many (for a refusal's message).
+    done: usize,
+    files: usize,
+    /// The second pass over a large binary: its index and body, being written piece by piece.
+    streaming: Option<(usize, worker::ByteStream)>,
 }
 
 #[derive(Deserialize)]
@@ -315,9 +432,25 @@ struct FileRow {
 }
 
 impl Builder {
+    fn writer(&mut self) -> &mut SnapshotWriter<Sink> {
+        self.writer
+            .as_mut()
+            .expect("writer present while steps remain")
+    }
+
+    fn entry(&self, index: usize) -> &ManifestEntry {
+        &self
+            .writer
+            .as_ref()
+            .expect("writer present")
+            .manifest()
+            .files[index]
+    }
+
     fn map_writer_error(&self, e: SnapshotError) -> AppError {
-        if self.sink.over_limit() {
-            return too_large(self.limit, self.limit);
+        if let Some(reached) = self.sink.over_limit() {
+            let when = format!("stopped after {} of {} files", self.done, self.files);
+            return too_large(reached, self.limit, &self.bucket, &when);
         }
         match e {
             SnapshotError::HashMismatch { path, .. } | SnapshotError::SizeMismatch { path, .. } => {
@@ -329,16 +462,27 @@ impl Builder {
         }
     }
 
+    fn write(
+        &mut self,
+        op: impl FnOnce(&mut SnapshotWriter<Sink>) -> Result<(), SnapshotError>,
+    ) -> Result<(), AppError> {
+        op(self.writer()).map_err(|e| self.map_writer_error(e))
+    }
+
     async fn text_batch(&mut self, start: usize, end: usize) -> Result<(), AppError> {
-        let files = &self.plan.manifest.files[start..end];
-        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-        let versions: Vec<u64> = files.iter().map(|f| f.version).collect();
+        let (project_id, paths, versions) = {
+            let manifest = self.writer.as_ref().expect("writer present").manifest();
+            let files = &manifest.files[start..end];
+            let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+            let versions: Vec<u64> = files.iter().map(|f| f.version).collect();
+            (manifest.project_id.clone(), paths, versions)
+        };
         let rows: Vec<FileRow> = self
             .supabase
             .rpc(
                 "get_project_files",
                 &json!({
-                    "project_uuid": self.plan.manifest.project_id,
+                    "project_uuid": project_id,
                     "paths": paths,
                     "versions": versions,
                 }),
@@ -348,72 +492,115 @@ impl Builder {
             .into_iter()
             .map(|r| (r.file_path, (r.version, r.content)))
             .collect();
-        for entry in files {
-            let content = match contents.remove(&entry.path) {
-                Some((v, Some(c))) if v as u64 == entry.version => c,
+        for (path, version) in paths.iter().zip(versions) {
+            let content = match contents.remove(path) {
+                Some((v, Some(c))) if v as u64 == version => c,
                 _ => {
                     return Err(AppError::Upstream(format!(
-                        "version {} of {:?} could not be read back; try again",
-                        entry.version, entry.path
+                        "version {version} of {path:?} could not be read back; try again"
                     )))
                 }
             };
-            let writer = self
-                .writer
-                .as_mut()
-                .expect("writer present while steps remain");
-            if let Err(e) = writer.add_file(&entry.path, content.as_bytes()) {
-                return Err(self.map_writer_error(e));
-            }
+            self.write(|w| w.add_file(path, content.as_bytes()))?;
+            self.done += 1;
         }
         Ok(())
+    }
+
+    /// The Storage object of binary `index`: `(bucket, object name)`.
+    fn source(&self, index: usize) -> Result<(String, String), AppError> {
+        let path = &self.entry(index).path;
+        let source = self.binaries.get(path).map_or("", String::as_str);
+        source
+            .split_once('/')
+            .filter(|(b, n)| !b.is_empty() && !n.is_empty())
+            .map(|(b, n)| (b.to_owned(), n.to_owned()))
+            .ok_or_else(|| {
+                AppError::Upstream(format!(
+                    "binary {path:?} has storage_path {source:?}; expected \"<bucket>/<object path>\""
+                ))
+            })
+    }
+
+    async fn fetch_binary(&self, index: usize) -> Result<worker::Response, AppError> {
+        let (bucket, name) = self.source(index)?;
+        self.supabase
+            .get_object(&bucket, &name)
+            .await?
+            .ok_or_else(|| {
+                AppError::Upstream(format!(
+                    "binary {:?}: its Storage object {bucket}/{name} does not exist",
+                    self.entry(index).path
+                ))
+            })
     }
 
     async fn binary(&mut self, index: usize) -> Result<(), AppError> {
-        let entry = &self.plan.manifest.files[index];
-        let source = self.plan.sources[index].as_deref().unwrap_or_default();
-        let Some((bucket, name)) = source
-            .split_once('/')
-            .filter(|(b, n)| !b.is_empty() && !n.is_empty())
-        else {
-            return Err(AppError::Upstream(format!(
-                "binary {:?} has storage_path {source:?}; expected \"<bucket>/<object path>\"",
-                entry.path
-            )));
-        };
-        let Some(mut resp) = self.supabase.get_object(bucket, name).await? else {
-            return Err(AppError::Upstream(format!(
-                "binary {:?}: its Storage object {source:?} does not exist",
-                entry.path
-            )));
-        };
+        let mut resp = self.fetch_binary(index).await?;
         let body = crate::supabase::body_bytes(&mut resp).await?;
-        let writer = self
-            .writer
-            .as_mut()
-            .expect("writer present while steps remain");
-        if let Err(e) = writer.add_file(&entry.path, &body) {
-            return Err(self.map_writer_error(e));
-        }
+        let path = self.entry(index).path.clone();
+        self.write(|w| w.add_file(&path, &body))?;
+        self.done += 1;
         Ok(())
     }
 
-    /// Runs the next step; `None` when the archive is complete.
+    /// A binary too large to hold: its first pass, then its second pass's body for
+    /// [`Builder::next_chunk`] to write piece by piece.
+    async fn large_binary(&mut self, index: usize) -> Result<(), AppError> {
+        let path = self.entry(index).path.clone();
+        self.write(|w| w.begin_file(&path))?;
+        let mut first = self.fetch_binary(index).await?.stream()?;
+        while let Some(piece) = first.next().await {
+            let piece = piece.map_err(|e| read_failed(&path, &e))?;
+            self.write(|w| w.measure(&piece))?;
+        }
+        self.write(SnapshotWriter::write_header)?;
+        self.streaming = Some((index, self.fetch_binary(index).await?.stream()?));
+        Ok(())
+    }
+
+    /// Runs the next step and returns what it added to the archive; `None` when it is complete.
     async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, AppError> {
-        match self.steps.next() {
-            Some(Step::Text(s, e)) => self.text_batch(s, e).await?,
-            Some(Step::Binary(i)) => self.binary(i).await?,
-            None => match self.writer.take() {
-                Some(writer) => {
-                    if let Err(e) = writer.finish() {
-                        return Err(self.map_writer_error(e));
+        loop {
+            if let Some((index, stream)) = self.streaming.as_mut() {
+                let index = *index;
+                match stream.next().await {
+                    Some(piece) => {
+                        let piece = piece.map_err(|e| read_failed(&self.entry(index).path, &e))?;
+                        self.write(|w| w.write_data(&piece))?;
+                    }
+                    None => {
+                        self.streaming = None;
+                        self.write(SnapshotWriter::end_file)?;
+                        self.done += 1;
                     }
                 }
-                None => return Ok(None),
-            },
+            } else {
+                match self.steps.next() {
+                    Some(Step::Text(s, e)) => self.text_batch(s, e).await?,
+                    Some(Step::Binary(i)) => self.binary(i).await?,
+                    Some(Step::LargeBinary(i)) => self.large_binary(i).await?,
+                    None => match self.writer.take() {
+                        Some(writer) => {
+                            if let Err(e) = writer.finish() {
+                                return Err(self.map_writer_error(e));
+                            }
+                        }
+                        None => return Ok(None),
+                    },
+                }
+            }
+            // Only non-empty chunks go out (a piece may deflate into nothing yet).
+            let chunk = self.sink.take();
+            if !chunk.is_empty() {
+                return Ok(Some(chunk));
+            }
         }
-        Ok(Some(self.sink.take()))
     }
+}
+
+fn read_failed(path: &str, e: &worker::Error) -> AppError {
+    AppError::Upstream(format!("reading binary {path:?} from Storage failed: {e}"))
 }
 
 /// How [`store`] ended.
@@ -424,23 +611,32 @@ pub(crate) struct Stored {
     pub(crate) raced: bool,
 }
 
-/// Builds the archive for `plan` and uploads it to `<bucket>/<plan.object_name()>`.
+/// Builds the archive for `plan` and uploads it to `<bucket>/<plan.object_name()>`; 413 when the
+/// archive would exceed `limit` bytes (nothing is stored then).
 pub(crate) async fn store(
     supabase: &Supabase,
-    plan: Rc<Plan>,
+    plan: Plan,
     bucket: &str,
     limit: u64,
 ) -> Result<Stored, AppError> {
-    let sink = Sink::new(limit);
-    let writer = SnapshotWriter::new(sink.clone(), plan.manifest.clone(), WriteOptions::default())
-        .map_err(|e| AppError::Internal(format!("starting the snapshot: {e}")))?;
+    let name = plan.object_name();
+    let Plan {
+        manifest, binaries, ..
+    } = plan;
+    let steps = steps(&manifest.files, &binaries, BATCH_BYTES, BATCH_FILES);
+    let files = manifest.files.len();
+    let (writer, sink) = start(manifest, limit, bucket)?;
     let builder = Builder {
         supabase: supabase.clone(),
-        steps: steps(&plan, BATCH_BYTES, BATCH_FILES).into_iter(),
-        plan: plan.clone(),
+        binaries,
+        steps: steps.into_iter(),
         writer: Some(writer),
         sink: sink.clone(),
         limit,
+        bucket: bucket.to_owned(),
+        done: 0,
+        files,
+        streaming: None,
     };
     // The first cause of a failed stream, kept here: fetch only sees "the body errored".
     let failure: Rc<RefCell<Option<AppError>>> = Rc::new(RefCell::new(None));
@@ -455,9 +651,8 @@ pub(crate) async fn store(
         msg
     });
     let body = wasm_streams::ReadableStream::from_stream(stream).into_raw();
-    let name = plan.object_name();
     let outcome = supabase
-        .upload(bucket, &name, "application/zip", body.into())
+        .upload(bucket, &name, "application/zip", body.into(), limit)
         .await;
     let cause = failure.borrow_mut().take();
     if let Some(cause) = cause {
@@ -495,26 +690,27 @@ mod tests {
     use super::*;
     use fs_sync_core::{content_hash, read_snapshot, Limits};
 
-    fn cut(files: &[(&str, &str, Option<&str>)]) -> Cut {
-        Cut {
-            project_id: "00000000-0000-0000-0000-0000000000aa".into(),
-            as_of_seq: 7,
-            files: files
-                .iter()
-                .map(|(p, c, s)| CutFile {
-                    file_path: (*p).into(),
-                    content_hash: Some(content_hash(c.as_bytes())),
-                    version: 1,
-                    file_type: None,
-                    size_bytes: c.len() as i64,
-                    storage_path: s.map(Into::into),
+    /// `get_project_snapshot`'s answer for `(path, content, storage_path)`s, as PostgREST sends it.
+    fn cut_json(files: &[(&str, &str, Option<&str>)]) -> serde_json::Value {
+        let files: Vec<_> = files
+            .iter()
+            .map(|(p, c, s)| {
+                json!({
+                    "file_path": p, "content_hash": content_hash(c.as_bytes()), "version": 1,
+                    "file_type": null, "size_bytes": c.len(), "storage_path": s,
+                    "updated_at": "2025-11-26T09:15:00.123456+00:00",
                 })
-                .collect(),
-        }
+            })
+            .collect();
+        json!({"project_id": "00000000-0000-0000-0000-0000000000aa", "as_of_seq": 7, "files": files})
+    }
+
+    fn cut(files: &[(&str, &str, Option<&str>)]) -> Cut {
+        serde_json::from_value(cut_json(files)).unwrap()
     }
 
     #[test]
-    fn plan_sorts_by_bytes_and_keeps_sources_aligned() {
+    fn plan_sorts_by_bytes_and_knows_where_binaries_are() {
         // A database collation may put "B" after "a"; bytes put it first.
         let p = plan(cut(&[
             ("a.ts", "a", None),
@@ -524,7 +720,15 @@ mod tests {
         .unwrap();
         let paths: Vec<_> = p.manifest.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["B.png", "a.ts", "é.md"]);
-        assert_eq!(p.sources, [Some("assets/p/B.png".to_owned()), None, None]);
+        assert_eq!(p.snapshot_id, p.manifest.snapshot_id());
+        assert_eq!(
+            p.binaries,
+            HashMap::from([("B.png".to_owned(), "assets/p/B.png".to_owned())])
+        );
+        assert_eq!(
+            p.manifest.files[0].file_type, "binary",
+            "inferred when NULL"
+        );
         assert_eq!(p.manifest.as_of_seq, 7);
         assert_eq!(
             p.object_name(),
@@ -547,6 +751,21 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_that_does_not_check_out_is_refused_naming_the_file() {
+        let mut v = cut_json(&[("a.ts", "a", None)]);
+        v["files"][0]["content_hash"] = serde_json::Value::Null;
+        let e = serde_json::from_value::<Cut>(v).unwrap_err().to_string();
+        assert!(e.starts_with("file \"a.ts\" has no content_hash"), "{e}");
+        let mut v = cut_json(&[("a.ts", "a", None)]);
+        v["files"][0]["size_bytes"] = json!(-1);
+        let e = serde_json::from_value::<Cut>(v).unwrap_err().to_string();
+        assert!(
+            e.starts_with("file \"a.ts\" has a negative size or version"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn plan_refuses_bad_paths_with_422() {
         let e = plan(cut(&[("../x", "a", None)])).unwrap_err();
         assert_eq!(e.status(), 422);
@@ -555,34 +774,214 @@ mod tests {
     #[test]
     fn steps_batch_text_and_isolate_binaries() {
         let big = "x".repeat(10);
-        let p = plan(cut(&[
+        let mut p = plan(cut(&[
             ("a", &big, None),
             ("b", &big, None),
             ("c", &big, None),
             ("d.png", "b", Some("x/d.png")),
             ("e", &big, None),
+            ("f.wasm", "b", Some("x/f.wasm")),
         ]))
         .unwrap();
+        // Sizes come from the cut: a binary over WHOLE_BINARY_MAX is streamed.
+        p.manifest.files[5].size = WHOLE_BINARY_MAX + 1;
+        let files = &p.manifest.files;
         assert_eq!(
-            steps(&p, 25, 100),
+            steps(files, &p.binaries, 25, 100),
             [
                 Step::Text(0, 2),
                 Step::Text(2, 3),
                 Step::Binary(3),
-                Step::Text(4, 5)
+                Step::Text(4, 5),
+                Step::LargeBinary(5)
             ]
         );
         assert_eq!(
-            steps(&p, 1000, 2),
+            steps(files, &p.binaries, 1000, 2),
             [
                 Step::Text(0, 2),
                 Step::Text(2, 3),
                 Step::Binary(3),
-                Step::Text(4, 5)
+                Step::Text(4, 5),
+                Step::LargeBinary(5)
             ]
         );
-        let empty = plan(cut(&[])).unwrap();
-        assert!(steps(&empty, 10, 10).is_empty());
+        assert!(steps(&[], &HashMap::new(), 10, 10).is_empty());
+    }
+
+    /// Source-like text: compresses several times over, as a project's files do.
+    fn source(lines: usize) -> String {
+        (0..lines)
+            .map(|i| {
+                format!(
+                    "export const value{i} = compute({i}, \"item-{}\");\n",
+                    i % 97
+                )
+            })
+            .collect()
+    }
+
+    fn noise(len: usize) -> String {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
+            .collect()
+    }
+
+    fn builder(plan: Plan, limit: u64) -> Builder {
+        let Plan {
+            manifest, binaries, ..
+        } = plan;
+        let steps = steps(&manifest.files, &binaries, BATCH_BYTES, BATCH_FILES);
+        let files = manifest.files.len();
+        let (writer, sink) = start(manifest, limit, "project-snapshots").unwrap();
+        Builder {
+            supabase: Supabase::new("http://127.0.0.1:9", "key"),
+            binaries,
+            steps: steps.into_iter(),
+            writer: Some(writer),
+            sink,
+            limit,
+            bucket: "project-snapshots".into(),
+            done: 0,
+            files,
+            streaming: None,
+        }
+    }
+
+    /// Adds every file of `files` (text) in order, as the batches would.
+    fn add_all(b: &mut Builder, files: &[(&str, String)]) -> Result<(), AppError> {
+        for (path, content) in files {
+            b.write(|w| w.add_file(path, content.as_bytes()))?;
+            b.done += 1;
+        }
+        Ok(())
+    }
+
+    /// Regression: the limit was compared with the files' raw size, so a project of compressible
+    /// text over it was refused (413 "would be N bytes or more") although its archive fits.
+    #[test]
+    fn the_limit_applies_to_the_archive_not_to_the_raw_content() {
+        let files: Vec<(&str, String)> = vec![("a.ts", source(4000)), ("b.ts", source(5000))];
+        let raw: usize = files.iter().map(|(_, c)| c.len()).sum();
+        let limit = raw as u64 / 2;
+        let p = plan(cut(&files
+            .iter()
+            .map(|(p, c)| (*p, c.as_str(), None))
+            .collect::<Vec<_>>()))
+        .unwrap();
+        let mut b = builder(p, limit);
+        add_all(&mut b, &files).unwrap();
+        let (_, summary) = b.writer.take().unwrap().finish().unwrap();
+        assert!(summary.bytes < limit, "{} bytes", summary.bytes);
+        assert_eq!(b.sink.finish().1, summary.bytes);
+    }
+
+    #[test]
+    fn an_archive_over_the_limit_stops_at_the_limit_with_a_413_saying_so() {
+        let files: Vec<(&str, String)> = (0..6)
+            .map(|i| (["a", "b", "c", "d", "e", "f"][i], noise(20_000)))
+            .collect();
+        let p = plan(cut(&files
+            .iter()
+            .map(|(p, c)| (*p, c.as_str(), None))
+            .collect::<Vec<_>>()))
+        .unwrap();
+        let limit = 50_000;
+        let mut b = builder(p, limit);
+        let e = add_all(&mut b, &files).unwrap_err();
+        assert_eq!(e.status(), 413);
+        let msg = e.to_string();
+        let reached: u64 = msg
+            .strip_prefix("snapshot archive is at least ")
+            .and_then(|m| m.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{msg}"));
+        assert!(reached > limit, "{msg}");
+        assert!(
+            msg.contains(
+                "over the project-snapshots limit of 50000 bytes (stopped after 4 of 6 files)"
+            ),
+            "{msg}"
+        );
+        // Nothing past the limit was passed on.
+        assert!(b.sink.finish().1 <= limit);
+
+        // Every file fits, the central directory does not: refused as it is written.
+        let files: Vec<(&str, String)> = vec![("a.ts", source(50)), ("b.ts", source(60))];
+        let rows: Vec<_> = files.iter().map(|(p, c)| (*p, c.as_str(), None)).collect();
+        let mut b = builder(plan(cut(&rows)).unwrap(), u64::MAX);
+        add_all(&mut b, &files).unwrap();
+        let size = b.writer.take().unwrap().finish().unwrap().1.bytes;
+        let mut b = builder(plan(cut(&rows)).unwrap(), size - 1);
+        add_all(&mut b, &files).unwrap();
+        let e = b.writer.take().unwrap().finish().err().unwrap();
+        assert_eq!(
+            b.map_writer_error(e).to_string(),
+            format!(
+                "snapshot archive is at least {size} bytes, over the project-snapshots limit of {} \
+                 bytes (stopped after 2 of 2 files)",
+                size - 1
+            )
+        );
+    }
+
+    fn refusal(started: Result<(SnapshotWriter<Sink>, Sink), AppError>) -> AppError {
+        match started {
+            Ok(_) => panic!("the snapshot was started"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn start_refuses_archives_that_cannot_fit_before_reading_content() {
+        // Already compressed files are stored as they are: 3 × 40,000 bytes cannot fit 100,000.
+        let png = noise(40_000);
+        let rows: Vec<(String, &str, Option<&str>)> = (0..3)
+            .map(|i| (format!("img/{i}.png"), png.as_str(), Some("assets/x.png")))
+            .collect();
+        let p = plan(cut(&rows
+            .iter()
+            .map(|(p, c, s)| (p.as_str(), *c, *s))
+            .collect::<Vec<_>>()))
+        .unwrap();
+        let e = refusal(start(p.manifest.clone(), 100_000, "project-snapshots"));
+        assert_eq!(e.status(), 413);
+        assert!(
+            e.to_string()
+                .contains("over the project-snapshots limit of 100000 bytes (counting"),
+            "{e}"
+        );
+        start(p.manifest, 130_000, "project-snapshots").unwrap();
+
+        // The manifest alone.
+        let p = plan(cut(&[("a.ts", "x", None)])).unwrap();
+        let e = refusal(start(p.manifest, 100, "project-snapshots"));
+        assert!(
+            e.to_string().contains("its manifest of 1 files alone"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn more_files_than_a_zip_holds_is_a_413_naming_the_count() {
+        let rows: Vec<String> = (0..65_535).map(|i| format!("f/{i}.txt")).collect();
+        let p = plan(cut(&rows
+            .iter()
+            .map(|p| (p.as_str(), "", None))
+            .collect::<Vec<_>>()))
+        .unwrap();
+        let e = refusal(start(p.manifest, u64::MAX, "project-snapshots"));
+        assert_eq!(e.status(), 413);
+        assert_eq!(
+            e.to_string(),
+            "the project has 65535 files; a snapshot archive holds at most 65534"
+        );
     }
 
     #[test]
@@ -603,6 +1002,7 @@ mod tests {
         read_snapshot(
             std::io::Cursor::new(&archive),
             &Limits::default(),
+            |_| Ok(()),
             |entry, _| {
                 seen.push(entry.path.clone());
                 Ok(())
@@ -615,13 +1015,6 @@ mod tests {
         assert!(
             SnapshotWriter::new(tiny.clone(), p.manifest.clone(), WriteOptions::default()).is_err()
         );
-        assert!(tiny.over_limit());
-    }
-
-    #[test]
-    fn check_size_is_413() {
-        let p = plan(cut(&[("a", "12345", None)])).unwrap();
-        check_size(&p, 5).unwrap();
-        assert_eq!(check_size(&p, 4).unwrap_err().status(), 413);
+        assert!(tiny.over_limit().is_some_and(|reached| reached > 10));
     }
 }

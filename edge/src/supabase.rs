@@ -1,10 +1,12 @@
 //! The worker's calls to Supabase as the service role: PostgREST RPCs and one table read, and
-//! Storage objects (get, upload, sign, delete). Wire formats per SUPABASE_FACTS.md §1 and §5.
+//! Storage objects (get, upload, sign, delete). Wire formats per docs/supabase.md.
 
+use fs_sync_core::ErrorKind;
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
-use worker::{Fetch, Headers, Method, Request, RequestInit, Response, ResponseBody};
+use worker::{ByteStream, Fetch, Headers, Method, Request, RequestInit, Response, ResponseBody};
 
 use crate::error::AppError;
 
@@ -89,6 +91,37 @@ pub(crate) async fn body_bytes(resp: &mut Response) -> Result<Vec<u8>, AppError>
     })
 }
 
+/// Error bodies are read for their message only: at most this much of one.
+const ERROR_BODY_MAX: usize = 16 << 10;
+
+/// The first `max` bytes of a body (of a chunk more at most), and whether that was all of it. The
+/// rest is never read, so a body of any size costs at most `max` bytes of memory.
+pub(crate) async fn read_prefix(
+    mut stream: ByteStream,
+    max: usize,
+) -> Result<(Vec<u8>, bool), worker::Error> {
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        if out.len() >= max {
+            return Ok((out, false));
+        }
+        out.extend_from_slice(&chunk?);
+    }
+    let complete = out.len() <= max;
+    Ok((out, complete))
+}
+
+/// At most [`ERROR_BODY_MAX`] bytes of an error response's body (empty if it cannot be read).
+async fn error_body(resp: &mut Response) -> Vec<u8> {
+    match resp.stream() {
+        Ok(stream) => read_prefix(stream, ERROR_BODY_MAX)
+            .await
+            .map(|(bytes, _)| bytes)
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// The service-role client.
 #[derive(Clone)]
 pub(crate) struct Supabase {
@@ -142,10 +175,10 @@ impl Supabase {
             .send(Method::Post, &url, h, Some(args.to_string().into()))
             .await?;
         let status = resp.status_code();
-        let bytes = body_bytes(&mut resp).await?;
         if !(200..300).contains(&status) {
-            return Err(postgrest_error(name, status, &bytes));
+            return Err(postgrest_error(name, status, &error_body(&mut resp).await));
         }
+        let bytes = body_bytes(&mut resp).await?;
         serde_json::from_slice(&bytes).map_err(|e| {
             AppError::Upstream(format!(
                 "{name} returned a body this worker cannot read: {e}"
@@ -180,21 +213,23 @@ impl Supabase {
         if (200..300).contains(&status) {
             return Ok(Some(resp));
         }
-        let bytes = body_bytes(&mut resp).await.unwrap_or_default();
-        let err: StorageError = serde_json::from_slice(&bytes).unwrap_or_default();
+        let err: StorageError =
+            serde_json::from_slice(&error_body(&mut resp).await).unwrap_or_default();
         if err.status(status) == 404 || err.error.as_deref() == Some("not_found") {
             return Ok(None);
         }
         Err(storage_error("reading", bucket, name, status, &err))
     }
 
-    /// `POST /storage/v1/object/<bucket>/<name>` with `x-upsert: false` and a streamed body.
+    /// `POST /storage/v1/object/<bucket>/<name>` with `x-upsert: false` and a streamed body that
+    /// never exceeds `limit` bytes (`SNAPSHOT_MAX_BYTES`).
     pub(crate) async fn upload(
         &self,
         bucket: &str,
         name: &str,
         content_type: &str,
         body: wasm_bindgen::JsValue,
+        limit: u64,
     ) -> Result<Uploaded, AppError> {
         let h = self.headers()?;
         h.set("content-type", content_type)?;
@@ -208,14 +243,11 @@ impl Supabase {
         if (200..300).contains(&status) {
             return Ok(Uploaded::Created);
         }
-        let bytes = body_bytes(&mut resp).await.unwrap_or_default();
-        let err: StorageError = serde_json::from_slice(&bytes).unwrap_or_default();
+        let err: StorageError =
+            serde_json::from_slice(&error_body(&mut resp).await).unwrap_or_default();
         match err.status(status) {
             409 => Ok(Uploaded::AlreadyExists),
-            413 => Err(AppError::TooLarge(format!(
-                "the snapshot is larger than the {bucket} bucket accepts: {}",
-                err.message.unwrap_or_default()
-            ))),
+            413 => Err(storage_refused_size(bucket, limit, &err)),
             _ => Err(storage_error("uploading", bucket, name, status, &err)),
         }
     }
@@ -252,11 +284,12 @@ impl Supabase {
         let body = serde_json::json!({ "expiresIn": expires_in }).to_string();
         let mut resp = self.send(Method::Post, &url, h, Some(body.into())).await?;
         let status = resp.status_code();
-        let bytes = body_bytes(&mut resp).await?;
         if !(200..300).contains(&status) {
-            let err: StorageError = serde_json::from_slice(&bytes).unwrap_or_default();
+            let err: StorageError =
+                serde_json::from_slice(&error_body(&mut resp).await).unwrap_or_default();
             return Err(storage_error("signing", bucket, name, status, &err));
         }
+        let bytes = body_bytes(&mut resp).await?;
         let signed: Signed = serde_json::from_slice(&bytes).map_err(|e| {
             AppError::Upstream(format!(
                 "Storage's sign endpoint returned an unreadable body: {e}"
@@ -286,13 +319,29 @@ fn postgrest_error(what: &str, status: u16, body: &[u8]) -> AppError {
         .message
         .unwrap_or_else(|| format!("HTTP {status} without an error body"));
     let text = format!("{what}: {message}");
-    match (err.code.as_deref(), status) {
-        (Some("PT404"), _) => AppError::NotFound(message),
-        (Some("PT413"), _) => AppError::TooLarge(message),
-        (Some("PT422"), _) | (Some("22P02"), _) => AppError::Invalid(text),
-        (Some("PT429"), _) => AppError::RateLimited(text),
+    match ErrorKind::from_response(err.code.as_deref(), status) {
+        ErrorKind::NotFound => AppError::NotFound(message),
+        ErrorKind::TooLarge => AppError::TooLarge(message),
+        // A rule the project's data breaks; any other 4xx is the worker's request at fault.
+        ErrorKind::Invalid if matches!(err.code.as_deref(), Some("PT422" | "22P02")) => {
+            AppError::Invalid(text)
+        }
+        ErrorKind::RateLimited => AppError::RateLimited(text),
+        // The worker's own credential or the database failed: not the caller's doing.
         _ => AppError::Upstream(format!("the database refused {text} (HTTP {status})")),
     }
+}
+
+/// Storage's 413 for an archive the worker kept within `limit`: the bucket's `file_size_limit` is
+/// below the worker's `SNAPSHOT_MAX_BYTES`, and the two must agree.
+fn storage_refused_size(bucket: &str, limit: u64, err: &StorageError) -> AppError {
+    AppError::TooLarge(format!(
+        "Storage refused the snapshot archive as over the {bucket} bucket's file_size_limit, \
+         which is below this worker's SNAPSHOT_MAX_BYTES of {limit} bytes: set SNAPSHOT_MAX_BYTES \
+         to the bucket's limit (Storage said: {} {})",
+        err.error.as_deref().unwrap_or(""),
+        err.message.as_deref().unwrap_or("")
+    ))
 }
 
 fn storage_error(

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
 
-/// The role a container token carries (DESIGN.md "Container token and env").
+/// The role a container token carries (docs/contracts.md "Container token and env").
 pub(crate) const CONTAINER_ROLE: &str = "fsync_container";
 /// The scope a container token carries: read its own project.
 pub(crate) const READ_SCOPE: &str = "fsync:read";
@@ -21,7 +21,7 @@ pub(crate) const SERVICE_ROLE: &str = "service_role";
 /// PostgREST's clock skew for `exp`; used for service-role callers.
 const SERVICE_LEEWAY_SECS: i64 = 30;
 
-/// The custom claims of a container token. With `iat` and `exp` these are exactly DESIGN.md's:
+/// The custom claims of a container token. With `iat` and `exp` these are exactly docs/contracts.md's:
 /// role, sub (= session id), project_id, session_id, scope.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ContainerClaims {

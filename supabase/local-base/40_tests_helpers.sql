@@ -123,7 +123,7 @@ as $$
   select tests.authenticate_as_claims('{"role": "service_role", "iss": "supabase"}'::jsonb)
 $$;
 
--- Claims of an fs-sync container token (DESIGN.md "Container token and env").
+-- Claims of an fs-sync container token (docs/contracts.md "Container token and env").
 create or replace function tests.container_claims(project_id uuid, scope text default 'fsync:read')
 returns jsonb
 language sql

@@ -4,25 +4,27 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { importPackage } from './helpers/pkg.mjs';
-import { startDevStack, admin, sql, client as supabaseClient, newUser, subscribe, until } from './helpers/devstack.mjs';
+import {
+  importPackage, startSystem, createProject, client as supabaseClient, newUser, subscribe, until,
+} from '../harness/index.mjs';
 
 const { FsSyncClient, FsSyncError, contentHash } = await importPackage();
 
-let stack;
+let sys;
 let info;
 let owner;
 let project;
 
 before(async () => {
-  stack = await startDevStack();
-  info = stack.info;
-  owner = await newUser(info, 'owner@example.test');
-  project = (await admin(info, 'projects', { owner_id: owner.id, name: 'client tests' })).id;
+  sys = await startSystem({ edge: false, quiet: false });
+  info = sys.info;
+  ({ id: project, owner } = await createProject(sys, {
+    name: 'client tests', emails: ['owner@example.test'], hydration: false,
+  }));
 });
 
 after(async () => {
-  const exit = await stack?.stop();
+  const exit = await sys?.close();
   assert.equal(exit?.code, 0, `fs-sync-dev exited with ${JSON.stringify(exit)}`);
 });
 
@@ -33,7 +35,7 @@ function fsClient(user, options = {}) {
     supabaseUrl: info.api_url,
     anonKey: info.anon_key,
     projectId: options.projectId ?? project,
-    ...(user ? { getAccessToken: async () => user.token.current } : {}),
+    ...(user ? { getAccessToken: async () => user.access_token } : {}),
     fetch: (url, init) => { counter.requests += 1; return fetch(url, init); },
     retry: { maxAttempts: 1 },
     ...options,
@@ -87,11 +89,15 @@ test('a reload never undoes a save that lands while it is in flight', async () =
   let release;
   const held = new Promise((r) => { release = r; });
   let holding = false;
+  let snapshotRead = false;
   const { fs, counter } = fsClient(owner, {
     fetch: async (url, init) => {
       counter.requests += 1;
       const response = await fetch(url, init);
-      if (holding && url.endsWith('/get_project_snapshot')) await held; // the answer arrives late
+      if (holding && url.endsWith('/get_project_snapshot')) {
+        snapshotRead = true; // the server has answered: its read is done
+        await held; // the answer arrives late
+      }
       return response;
     },
   });
@@ -99,8 +105,7 @@ test('a reload never undoes a save that lands while it is in flight', async () =
   await fs.save('reload/a.ts', 'A');
   holding = true;
   const loading = fs.load(); // reads the snapshot now (a.ts v1), answers later
-  await until('the snapshot request', () => counter.requests >= 3);
-  await new Promise((r) => setTimeout(r, 100));
+  await until('the server to have read the snapshot', () => snapshotRead);
   assert.equal((await fs.save('reload/a.ts', 'B')).version, 2);
   release();
   await loading;
@@ -151,9 +156,9 @@ test('error kinds: invalid, too_large, not_found, unauthorized', async () => {
   await rejects(fs.save('big.txt', 'x'.repeat(5 * 1024 * 1024 + 1)), 'too_large', (e) => assert.equal(e.status, 413));
   await rejects(fs.remove('never/existed.ts'), 'not_found', (e) => assert.equal(e.code, 'PT404'));
   await rejects(fsClient(null).fs.save('a.ts', 'x'), 'unauthorized', (e) => assert.equal(e.status, 401));
-  const stranger = await newUser(info, 'stranger@example.test');
+  const stranger = await newUser(sys, 'stranger@example.test');
   await rejects(fsClient(stranger).fs.save('a.ts', 'x'), 'unauthorized', (e) => assert.equal(e.status, 403));
-  const forged = { token: { current: owner.token.current.slice(0, -4) + 'AAAA' } };
+  const forged = { access_token: owner.access_token.slice(0, -4) + 'AAAA' };
   await rejects(fsClient(forged).fs.load(), 'unauthorized', (e) => assert.equal(e.status, 401));
 });
 
@@ -195,7 +200,7 @@ test('saveAll is one round trip, all or nothing', async () => {
   await fsClient(owner).fs.save('bulk/theirs.ts', 'theirs');
   await rejects(fs.saveAll([{ path: 'bulk/c.ts', content: 'c' }, { path: 'bulk/theirs.ts', content: 'mine' }]), 'conflict',
     (e) => assert.equal(e.details.path, 'bulk/theirs.ts'));
-  const rows = sql(info, `select count(*) from public.project_files where project_id = '${project}' and file_path = 'bulk/c.ts'`);
+  const rows = sys.sql(`select count(*) from public.project_files where project_id = '${project}' and file_path = 'bulk/c.ts'`);
   assert.equal(rows, '0', 'nothing from the refused bulk');
   assert.equal(fs.head('bulk/c.ts'), undefined);
 });
@@ -207,8 +212,8 @@ test('applyEvent classifies realtime events; catchUp closes a gap', async () => 
   await writer.load();
 
   // Receive the server's broadcasts the way the app does: a supabase-js private channel.
-  const sb = supabaseClient(info, owner.token);
-  await sb.realtime.setAuth(owner.token.current);
+  const sb = supabaseClient(sys, owner);
+  await sb.realtime.setAuth(owner.access_token);
   const received = [];
   const channel = sb.channel(`project:${project}`, { config: { private: true } })
     .on('broadcast', { event: '*' }, (message) => received.push(message));
@@ -229,6 +234,9 @@ test('applyEvent classifies realtime events; catchUp closes a gap', async () => 
   assert.equal(gap.kind, 'gap');
   assert.equal(gap.from, second.payload.seq);
   assert.equal(gap.to, second.payload.seq);
+  assert.equal(applied.syncNeeded, false);
+  assert.equal(gap.syncNeeded, true, 'the follower wants the gap read from the log');
+  assert.equal(watcher.nextSyncInMs, 0);
   assert.equal(watcher.head('events/three.ts'), undefined, 'nothing applied past a gap');
 
   const caught = await watcher.catchUp();
@@ -236,6 +244,8 @@ test('applyEvent classifies realtime events; catchUp closes a gap', async () => 
   assert.ok(caught.changedPaths.includes('events/two.ts') && caught.changedPaths.includes('events/three.ts'));
   assert.equal(watcher.head('events/three.ts').contentHash, contentHash('3'));
   assert.equal(watcher.applyEvent(second).kind, 'duplicate');
+  // Caught up: the next position check is the follower's idle cadence away, not now.
+  assert.ok(watcher.nextSyncInMs > 0 && watcher.nextSyncInMs <= 15_000, `${watcher.nextSyncInMs}`);
   await assert.rejects(async () => watcher.applyEvent({ v: 1, seq: 1e6, type: 'file:explode' }), (e) => e.kind === 'invalid');
   await sb.removeAllChannels();
 });
@@ -246,7 +256,7 @@ test('contentHash equals the database hash', async () => {
   const cases = { 'hash/ascii.txt': 'hello', 'hash/multi.txt': 'héllo wörld ✓ 🚀 日本語', 'hash/empty.txt': '', 'hash/five.txt': 'ü'.repeat(5 * 1024 * 1024 / 2) };
   for (const [path, content] of Object.entries(cases)) {
     const head = await fs.save(path, content);
-    const stored = sql(info, `select content_hash from public.project_files where project_id = '${project}' and file_path = '${path}' and is_current_version`);
+    const stored = sys.sql(`select content_hash from public.project_files where project_id = '${project}' and file_path = '${path}' and is_current_version`);
     assert.equal(contentHash(content), stored, path);
     assert.equal(head.contentHash, stored, path);
   }
@@ -255,15 +265,14 @@ test('contentHash equals the database hash', async () => {
 test('feature flags for the signed-in user', async () => {
   const { fs } = fsClient(owner);
   assert.equal(await fs.isFeatureEnabled('FSYNC_USE_RPC'), false);
-  sql(info, `update public.feature_flags set enabled = true, target_user_ids = array['${owner.id}']::uuid[] where flag_key = 'FSYNC_USE_RPC'`);
+  sys.sql(`update public.feature_flags set enabled = true, target_user_ids = array['${owner.id}']::uuid[] where flag_key = 'FSYNC_USE_RPC'`);
   assert.equal(await fs.isFeatureEnabled('FSYNC_USE_RPC'), true);
   assert.deepEqual(await fs.enabledFeatures(), ['FSYNC_USE_RPC']);
 });
 
 test('rate limits: the client waits retry_after_ms and then succeeds', async () => {
-  const user = await newUser(info, 'limited@example.test');
-  const own = (await admin(info, 'projects', { owner_id: user.id, name: 'limited' })).id;
-  sql(info, "update fsync.settings set value = '2' where key = 'rate_limit.capacity'; update fsync.settings set value = '2' where key = 'rate_limit.refill_per_second'");
+  const { id: own, owner: user } = await createProject(sys, { name: 'limited', emails: ['limited@example.test'] });
+  sys.sql("update fsync.settings set value = '2' where key = 'rate_limit.capacity'; update fsync.settings set value = '2' where key = 'rate_limit.refill_per_second'");
   try {
     const strict = fsClient(user, { projectId: own }).fs;
     await strict.save('a.ts', '1');
@@ -282,7 +291,7 @@ test('rate limits: the client waits retry_after_ms and then succeeds', async () 
     assert.ok(counter.requests > before + 2, 'a 429 was retried');
     assert.ok(performance.now() - t0 >= 400, 'waited for the bucket to refill');
   } finally {
-    sql(info, "update fsync.settings set value = '200' where key = 'rate_limit.capacity'; update fsync.settings set value = '50' where key = 'rate_limit.refill_per_second'");
+    sys.sql("update fsync.settings set value = '200' where key = 'rate_limit.capacity'; update fsync.settings set value = '50' where key = 'rate_limit.refill_per_second'");
   }
 });
 

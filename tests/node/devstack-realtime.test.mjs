@@ -4,23 +4,17 @@
 // setAuth with a fresh token keeps a channel alive past the old token's expiry.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { startDevStack, admin, client, newUser, until, subscribe } from './helpers/devstack.mjs';
+import { startSystem, createProject, newUser, client, until, subscribe } from '../harness/index.mjs';
 
-let stack;
-let info;
+let sys;
 let owner;
 let editor;
 let project;
 const clients = [];
 
 before(async () => {
-  stack = await startDevStack();
-  info = stack.info;
-  owner = await newUser(info);
-  editor = await newUser(info);
-  project = (await admin(info, 'projects', { owner_id: owner.id, name: 'realtime' })).id;
-  await admin(info, 'members', { project_id: project, user_id: editor.id, role: 'editor' });
+  sys = await startSystem({ edge: false, quiet: false });
+  ({ id: project, owner, editors: [editor] } = await createProject(sys, { name: 'realtime', editors: 1 }));
 });
 
 after(async () => {
@@ -28,8 +22,8 @@ after(async () => {
     await c.removeAllChannels();
     c.realtime.disconnect();
   }
-  const { code, signal } = await stack.stop();
-  assert.deepEqual({ code, signal }, { code: 0, signal: null }, stack.stderr.slice(-2000));
+  const { code, signal } = await sys.close();
+  assert.deepEqual({ code, signal }, { code: 0, signal: null }, sys.stack.stderr.slice(-2000));
 });
 
 function track(c) {
@@ -48,7 +42,7 @@ async function listen(c, token) {
 }
 
 async function write(path, content) {
-  const r = await track(client(info, editor.token)).rpc('upsert_project_file', {
+  const r = await track(client(sys, editor)).rpc('upsert_project_file', {
     project_uuid: project, p_file_path: path, p_content: content,
   });
   assert.equal(r.error, null, JSON.stringify(r.error));
@@ -56,9 +50,9 @@ async function write(path, content) {
 }
 
 test('private channel receives broadcasts of writes by another client (default vsn 2.0.0)', async () => {
-  const c = track(client(info, owner.token));
+  const c = track(client(sys, owner));
   assert.equal(c.realtime.vsn, '2.0.0', 'the library default is 2.0.0');
-  const { channel, events, status, err } = await listen(c, owner.token.current);
+  const { channel, events, status, err } = await listen(c, owner.access_token);
   assert.equal(status, 'SUBSCRIBED', String(err));
 
   const saved = await write('src/hello.ts', 'export const hello = 1;\n');
@@ -76,9 +70,9 @@ test('private channel receives broadcasts of writes by another client (default v
 });
 
 test('the same with vsn 1.0.0 (JSON broadcast events)', async () => {
-  const c = track(client(info, owner.token, { vsn: '1.0.0' }));
+  const c = track(client(sys, owner, { vsn: '1.0.0' }));
   assert.equal(c.realtime.vsn, '1.0.0');
-  const { channel, events, status } = await listen(c, owner.token.current);
+  const { channel, events, status } = await listen(c, owner.access_token);
   assert.equal(status, 'SUBSCRIBED');
   const first = await write('v1/a.txt', 'a');
   const second = await write('v1/b.txt', 'b');
@@ -90,15 +84,15 @@ test('the same with vsn 1.0.0 (JSON broadcast events)', async () => {
 });
 
 test("a non-member's join is refused", async () => {
-  const stranger = await newUser(info);
-  const c = track(client(info, stranger.token));
-  const { channel, status, err } = await listen(c, stranger.token.current);
+  const stranger = await newUser(sys);
+  const c = track(client(sys, stranger));
+  const { channel, status, err } = await listen(c, stranger.access_token);
   assert.equal(status, 'CHANNEL_ERROR');
   assert.match(String(err?.message ?? err), /Unauthorized: You do not have permissions to read from this Channel topic: project:/);
   await c.removeChannel(channel);
 
   // Anonymous (the anon key as token) is refused as well.
-  const anon = track(client(info));
+  const anon = track(client(sys));
   const ch = anon.channel(`project:${project}`, { config: { private: true } });
   const res = await subscribe(ch);
   assert.equal(res.status, 'CHANNEL_ERROR');
@@ -106,18 +100,26 @@ test("a non-member's join is refused", async () => {
 });
 
 test('setAuth with a fresh token keeps the channel working past the old expiry', async () => {
-  const short = await admin(info, 'token', { user_id: owner.id, expires_in: 3 });
-  const tokenRef = { current: short.access_token };
-  const c = track(client(info, tokenRef));
+  const short = await sys.admin('token', { user_id: owner.id, expires_in: 3 });
+  const session = { access_token: short.access_token };
+  const c = track(client(sys, session));
   const { channel, events, status } = await listen(c, short.access_token);
   assert.equal(status, 'SUBSCRIBED');
   const closed = [];
   channel.on('system', {}, (m) => closed.push(m));
+  // A control: the same token on another socket, never refreshed. The server closes every channel
+  // holding a token at the same moment, so the control's expiry notice shows it has passed.
+  const control = await listen(track(client(sys, { access_token: short.access_token })), short.access_token);
+  assert.equal(control.status, 'SUBSCRIBED');
+  const controlSystem = [];
+  control.channel.on('system', {}, (m) => controlSystem.push(m));
 
-  const fresh = await admin(info, 'token', { user_id: owner.id, expires_in: 3600 });
-  tokenRef.current = fresh.access_token;
+  const fresh = await sys.admin('token', { user_id: owner.id, expires_in: 3600 });
+  session.access_token = fresh.access_token;
   await c.realtime.setAuth(fresh.access_token);
-  await sleep(4500); // past the first token's expiry
+  await until('the first token to expire (the control channel is closed)',
+    () => controlSystem.some((m) => m.status === 'error'), { timeoutMs: 8000 });
+  assert.match(controlSystem.find((m) => m.status === 'error').message, /Token has expired/);
 
   const saved = await write('after-refresh.txt', 'still here');
   await until('the broadcast after refresh', () => events.some((e) => e.payload.seq === saved.seq));
@@ -127,15 +129,14 @@ test('setAuth with a fresh token keeps the channel working past the old expiry',
 });
 
 test('without a refresh the channel is closed when its token expires', async () => {
-  const short = await admin(info, 'token', { user_id: owner.id, expires_in: 2 });
-  const tokenRef = { current: short.access_token };
-  const c = track(client(info, tokenRef));
+  const short = await sys.admin('token', { user_id: owner.id, expires_in: 2 });
+  const c = track(client(sys, { access_token: short.access_token }));
   const { channel, status } = await listen(c, short.access_token);
   assert.equal(status, 'SUBSCRIBED');
   const system = [];
   channel.on('system', {}, (m) => system.push(m));
-  await until('the expiry notice', () => system.some((m) => m.status === 'error'), 8000);
+  await until('the expiry notice', () => system.some((m) => m.status === 'error'), { timeoutMs: 8000 });
   assert.match(system.find((m) => m.status === 'error').message, /Token has expired/);
-  await until('the channel to close', () => channel.state !== 'joined', 5000);
+  await until('the channel to close', () => channel.state !== 'joined', { timeoutMs: 5000 });
   await c.removeChannel(channel);
 });

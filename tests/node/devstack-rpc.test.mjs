@@ -2,20 +2,20 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createConnection } from 'node:net';
-import { startDevStack, admin, sql, client, newUser } from './helpers/devstack.mjs';
+import { startSystem, client, newUser } from '../harness/index.mjs';
 
-let stack;
+let sys;
 let info;
 
 before(async () => {
-  stack = await startDevStack();
-  info = stack.info;
+  sys = await startSystem({ edge: false, quiet: false });
+  info = sys.info;
 });
 
 after(async () => {
-  const { code, signal } = await stack.stop();
+  const { code, signal } = await sys.close();
   assert.equal(signal, null, 'exits by itself on SIGTERM');
-  assert.equal(code, 0, `clean exit:\n${stack.stderr.slice(-2000)}`);
+  assert.equal(code, 0, `clean exit:\n${sys.stack.stderr.slice(-2000)}`);
   // The PostgreSQL it started is gone too.
   const port = Number(new URL(info.db_url.replace(/^postgres(ql)?:/, 'http:')).port);
   const open = await new Promise((resolve) => {
@@ -37,16 +37,16 @@ function assertError({ error, status }, code, httpStatus) {
 test('the startup banner and ready file carry what a developer needs', () => {
   for (const k of ['api_url', 'anon_key', 'service_role_key', 'jwt_secret', 'db_url']) assert.ok(info[k], k);
   assert.ok(info.jwt_secret.length >= 40);
-  assert.match(stack.stdout, /API URL: http:\/\/127\.0\.0\.1:\d+/);
-  assert.match(stack.stdout, /anon key: ey/);
-  assert.match(stack.stdout, /service_role key: ey/);
+  assert.match(sys.stack.stdout, /API URL: http:\/\/127\.0\.0\.1:\d+/);
+  assert.match(sys.stack.stdout, /anon key: ey/);
+  assert.match(sys.stack.stdout, /service_role key: ey/);
   const [, payload] = info.anon_key.split('.');
   assert.equal(JSON.parse(Buffer.from(payload, 'base64url')).role, 'anon');
 });
 
 test('file RPCs: writes, reads, the change log and their errors', async () => {
-  const owner = await newUser(info, 'owner@example.test');
-  const db = client(info, owner.token);
+  const owner = await newUser(sys, 'owner@example.test');
+  const db = client(sys, owner);
 
   const created = await db.rpc('create_project', { p_name: 'demo' });
   assert.equal(created.error, null);
@@ -82,11 +82,11 @@ test('file RPCs: writes, reads, the change log and their errors', async () => {
   assert.equal(assertError(r, 'PT422', 422).rule, 'dot_segment');
 
   // Too large: PT413 with the limit.
-  sql(info, `update fsync.settings set value = '16' where key = 'limits.max_file_bytes'`);
+  sys.sql(`update fsync.settings set value = '16' where key = 'limits.max_file_bytes'`);
   r = await db.rpc('upsert_project_file', { project_uuid: project, p_file_path: 'big.txt', p_content: 'x'.repeat(17) });
   const tooLarge = assertError(r, 'PT413', 413);
   assert.deepEqual([tooLarge.limit, tooLarge.actual], [16, 17]);
-  sql(info, `update fsync.settings set value = '5242880' where key = 'limits.max_file_bytes'`);
+  sys.sql(`update fsync.settings set value = '5242880' where key = 'limits.max_file_bytes'`);
 
   // rename, delete (tombstone), then a delete of a missing path: PT404.
   r = await db.rpc('rename_project_file', { project_uuid: project, p_from_path: 'src/App.tsx', p_to_path: 'src/Main.tsx' });
@@ -140,24 +140,32 @@ test('file RPCs: writes, reads, the change log and their errors', async () => {
   r = await db.rpc('list_project_events', { project_uuid: project, after_seq: 2, max_events: 10 });
   assert.deepEqual(r.data.map((e) => e.seq), [3, 4, 5, 6]);
   assert.deepEqual(r.data.map((e) => e.type), ['file:rename', 'file:delete', 'bulk:apply', 'file:update']);
-  // Historical contents by (path, version), as a GET (arrays as {a,b} literals in the query).
-  r = await db.rpc('get_project_files', { project_uuid: project, paths: ['src/App.tsx', 'src/Main.tsx'], versions: [1, 3] }, { get: true });
+  // Historical contents by (path, version). fs-sync's RPCs take the body as one json argument, so
+  // they are called with POST (PostgREST passes no query string to such a function).
+  r = await db.rpc('get_project_files', { project_uuid: project, paths: ['src/App.tsx', 'src/Main.tsx'], versions: [1, 3] });
   assert.equal(r.error, null, JSON.stringify(r.error));
   assert.deepEqual(r.data.map((f) => [f.file_path, f.version, f.content]), [['src/App.tsx', 1, 'export default 1;\n'], ['src/Main.tsx', 3, 'back']]);
   r = await db.rpc('get_project_files', { project_uuid: project });
   assert.equal(r.data.length, 4);
   assert.ok(hash1);
 
-  // PostgREST's own errors through supabase-js.
+  // Argument errors are the RPC's own: 422 naming the parameter and the rule.
   r = await db.rpc('upsert_project_file', { project_uuid: project, p_path: 'x' });
+  assert.deepEqual(assertError(r, 'PT422', 422), { param: 'p_path', rule: 'unknown' });
+  r = await db.rpc('upsert_project_file', { project_uuid: project, p_file_path: 'nul.txt', p_content: 'a\u0000b' });
+  assert.deepEqual(assertError(r, 'PT422', 422), { param: 'p_content', rule: 'nul' });
+  r = await db.rpc('upsert_project_file', { project_uuid: project, p_file_path: 'n.txt', p_content: 42 });
+  assert.deepEqual(assertError(r, 'PT422', 422), { param: 'p_content', rule: 'string' });
+  // PostgREST's own errors through supabase-js.
+  r = await db.rpc('no_such_function', { project_uuid: project });
   assertError(r, 'PGRST202', 404);
 });
 
 test('access: members, viewers, strangers, anon, the service role and rate limits', async () => {
-  const owner = await newUser(info);
-  const viewer = await newUser(info);
-  const stranger = await newUser(info);
-  const asOwner = client(info, owner.token);
+  const owner = await newUser(sys);
+  const viewer = await newUser(sys);
+  const stranger = await newUser(sys);
+  const asOwner = client(sys, owner);
   const project = (await asOwner.rpc('create_project', { p_name: 'shared' })).data;
 
   let r = await asOwner.rpc('add_project_member', { project_uuid: project, p_user_id: viewer.id, p_role: 'viewer' });
@@ -166,16 +174,16 @@ test('access: members, viewers, strangers, anon, the service role and rate limit
   await asOwner.rpc('upsert_project_file', { project_uuid: project, p_file_path: 'x.txt', p_content: 'x' });
 
   // A viewer reads but may not write: 42501 is 403 for a signed-in caller.
-  const asViewer = client(info, viewer.token);
+  const asViewer = client(sys, viewer);
   r = await asViewer.rpc('list_current_files', { project_uuid: project });
   assert.equal(r.data.length, 1);
   r = await asViewer.rpc('upsert_project_file', { project_uuid: project, p_file_path: 'y.txt', p_content: 'y' });
   assertError(r, '42501', 403);
 
   // A stranger cannot even read; anon gets 401.
-  r = await client(info, stranger.token).rpc('get_project_sync_state', { project_uuid: project });
+  r = await client(sys, stranger).rpc('get_project_sync_state', { project_uuid: project });
   assertError(r, '42501', 403);
-  r = await client(info).rpc('get_project_sync_state', { project_uuid: project });
+  r = await client(sys).rpc('get_project_sync_state', { project_uuid: project });
   assertError(r, '42501', 401);
 
   r = await asOwner.rpc('remove_project_member', { project_uuid: project, p_user_id: viewer.id });
@@ -191,7 +199,7 @@ test('access: members, viewers, strangers, anon, the service role and rate limit
   assertError(r, 'PT404', 404);
 
   // Rate limit: PT429 with retry_after_ms.
-  sql(info, `update fsync.settings set value = '1' where key = 'rate_limit.capacity';
+  sys.sql(`update fsync.settings set value = '1' where key = 'rate_limit.capacity';
              update fsync.settings set value = '0.01' where key = 'rate_limit.refill_per_second'`);
   try {
     r = await asOwner.rpc('upsert_project_file', { project_uuid: project, p_file_path: 'r1.txt', p_content: '1' });
@@ -199,30 +207,30 @@ test('access: members, viewers, strangers, anon, the service role and rate limit
     const limited = assertError(r, 'PT429', 429);
     assert.ok(limited.retry_after_ms > 0);
   } finally {
-    sql(info, `update fsync.settings set value = '200' where key = 'rate_limit.capacity';
+    sys.sql(`update fsync.settings set value = '200' where key = 'rate_limit.capacity';
                update fsync.settings set value = '50' where key = 'rate_limit.refill_per_second'`);
   }
 
   function createServiceClient() {
-    return client(info, { current: info.service_role_key });
+    return client(sys, { access_token: info.service_role_key });
   }
 });
 
 test('feature flags', async () => {
-  const user = await newUser(info);
-  const db = client(info, user.token);
+  const user = await newUser(sys);
+  const db = client(sys, user);
   let r = await db.rpc('is_feature_enabled', { flag_key: 'FSYNC_USE_RPC' });
   assert.equal(r.data, false);
   r = await db.rpc('get_enabled_features');
   assert.deepEqual(r.data, []);
-  sql(info, `update public.feature_flags set enabled = true, rollout_percentage = 100 where flag_key = 'FSYNC_USE_RPC'`);
+  sys.sql(`update public.feature_flags set enabled = true, rollout_percentage = 100 where flag_key = 'FSYNC_USE_RPC'`);
   r = await db.rpc('is_feature_enabled', { flag_key: 'FSYNC_USE_RPC' });
   assert.equal(r.data, true);
   r = await db.rpc('is_feature_enabled', { flag_key: 'FSYNC_USE_RPC', user_id: user.id }, { get: true });
   assert.equal(r.data, true);
   r = await db.rpc('get_enabled_features');
   assert.deepEqual(r.data, ['FSYNC_USE_RPC']);
-  r = await client(info).rpc('get_enabled_features');
+  r = await client(sys).rpc('get_enabled_features');
   assertError(r, '42501', 401);
 });
 
@@ -231,7 +239,7 @@ test('admin endpoints need the service-role key', async () => {
     method: 'POST', headers: { apikey: info.anon_key, 'content-type': 'application/json' }, body: '{}',
   });
   assert.equal(r.status, 401);
-  const user = await admin(info, 'users', { email: 'x@example.test' });
+  const user = await sys.admin('users', { email: 'x@example.test' });
   assert.equal(user.email, 'x@example.test');
   const claims = JSON.parse(Buffer.from(user.access_token.split('.')[1], 'base64url'));
   assert.deepEqual([claims.sub, claims.role, claims.aud, claims.is_anonymous], [user.id, 'authenticated', 'authenticated', false]);

@@ -3,26 +3,25 @@
 // download URL and downloads it, the bucket policies refuse strangers and member writes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDevStack, admin, client, newUser } from './helpers/devstack.mjs';
+import { startSystem, createProject, client, newUser } from '../harness/index.mjs';
 
-let stack;
+let sys;
 let info;
 
 before(async () => {
-  stack = await startDevStack();
-  info = stack.info;
+  sys = await startSystem({ edge: false, quiet: false });
+  info = sys.info;
 });
 
 after(async () => {
-  const { code, signal } = await stack.stop();
-  assert.deepEqual({ code, signal }, { code: 0, signal: null }, stack.stderr.slice(-2000));
+  const { code, signal } = await sys.close();
+  assert.deepEqual({ code, signal }, { code: 0, signal: null }, sys.stack.stderr.slice(-2000));
 });
 
 test('upload as the service role, sign and download as a member', async () => {
-  const owner = await newUser(info);
-  const stranger = await newUser(info);
-  const project = (await admin(info, 'projects', { owner_id: owner.id, name: 'storage' })).id;
-  const service = client(info, { current: info.service_role_key });
+  const { id: project, owner } = await createProject(sys, { name: 'storage' });
+  const stranger = await newUser(sys);
+  const service = client(sys, { access_token: info.service_role_key });
   const zip = Buffer.from('PK\x03\x04 a snapshot', 'latin1');
   const path = `${project}/snapshot-1.zip`;
 
@@ -48,7 +47,7 @@ test('upload as the service role, sign and download as a member', async () => {
   assert.equal(r.error?.statusCode, '415');
 
   // A member signs and downloads through the signed URL (no credentials needed).
-  const member = client(info, owner.token);
+  const member = client(sys, owner);
   r = await member.storage.from('project-snapshots').createSignedUrl(path, 60);
   assert.equal(r.error, null, JSON.stringify(r.error));
   const signedUrl = r.data.signedUrl;
@@ -71,7 +70,7 @@ test('upload as the service role, sign and download as a member', async () => {
   assert.equal(Buffer.from(await r.data.arrayBuffer()).toString('latin1'), `${zip.toString('latin1')} v2`);
 
   // A stranger cannot see the object, so cannot sign it.
-  r = await client(info, stranger.token).storage.from('project-snapshots').createSignedUrl(path, 60);
+  r = await client(sys, stranger).storage.from('project-snapshots').createSignedUrl(path, 60);
   assert.ok(r.error);
   assert.equal(r.error.statusCode, '404');
 

@@ -12,10 +12,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
   startSystem, createProject, startAgent, waitInSync, fsClient, waitForFile, burst, exactlyOnce,
-  currentSeq, putBinary,
-} from './helpers/e2e.mjs';
-import { sampleApp, iconPng } from './helpers/sample-app.mjs';
-import { importPackage } from './helpers/pkg.mjs';
+  currentSeq, putBinary, sampleApp, iconPng, importPackage,
+} from '../harness/index.mjs';
 
 const pkg = await importPackage();
 const tmp = mkdtempSync(join(tmpdir(), 'fs-sync-e2e-deltas-'));

@@ -8,14 +8,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   startSystem, createProject, startAgent, waitInSync, burst, exactlyOnce, currentSeq, fsClient,
-  waitForFile,
-} from './helpers/e2e.mjs';
-import { waitFor } from './helpers/procs.mjs';
-import { sampleApp } from './helpers/sample-app.mjs';
-import { importPackage } from './helpers/pkg.mjs';
+  waitForFile, until, sampleApp, importPackage,
+} from '../harness/index.mjs';
 
 const pkg = await importPackage();
 const tmp = mkdtempSync(join(tmpdir(), 'fs-sync-e2e-faults-'));
@@ -50,7 +46,7 @@ async function hydrated(name) {
 }
 
 /** Waits until the project's change log has reached `seq`. */
-const logReaches = (project, seq) => waitFor(`seq ${seq}`, async () => (await currentSeq(sys, project.id)) >= seq, 60_000);
+const logReaches = (project, seq) => until(`seq ${seq}`, async () => (await currentSeq(sys, project.id)) >= seq, { timeoutMs: 60_000 });
 
 function assertConverged({ diff, tree }) {
   assert.deepEqual(diff, { missing: [], extra: [], differ: [], equal: true });
@@ -65,7 +61,7 @@ test('all websockets dropped mid-burst: the agent reconnects, catches up, applie
   await logReaches(project, startSeq + 100);
   drops.push(await sys.fault('drop-websockets'));
   await logReaches(project, startSeq + 250);
-  await waitFor('the agent to rejoin', async () => (await agent.metrics()).reconnects_total >= 1, 20_000);
+  await until('the agent to rejoin', async () => (await agent.metrics()).reconnects_total >= 1, { timeoutMs: 20_000 });
   drops.push(await sys.fault('drop-websockets'));
   const result = await edits;
   assert.equal(result.edits, 400);
@@ -105,22 +101,21 @@ test('delivery paused (messages dropped), then resumed: the agent finds the gap 
   assert.equal(m.events_applied_total, synced.seq - startSeq);
 
   // A dropped *last* event has no successor to reveal it: the periodic position check finds it.
-  // Delivery runs just after the commit, so wait before resuming; if the message still went out
-  // live (a slow machine), try again.
+  // fs-sync-dev fans a message out just after its commit: resume only once it has dropped it.
   const fs = fsClient(pkg, sys, project.owner, project.id);
   await fs.load();
-  let dropped = 0;
-  let lastEdit;
-  for (let attempt = 1; attempt <= 3 && dropped === 0; attempt++) {
-    await sys.fault('pause-delivery', { mode: 'drop' });
-    lastEdit = `// the last edit, never broadcast (attempt ${attempt})\n`;
-    await fs.save('App.tsx', lastEdit);
-    await sleep(200 * attempt * attempt);
-    dropped = (await sys.fault('resume-delivery')).dropped;
-  }
+  await sys.fault('pause-delivery', { mode: 'drop' });
+  const before = (await sys.faults()).dropped;
+  const lastEdit = '// the last edit, never broadcast\n';
+  const { seq: lastSeq } = await fs.save('App.tsx', lastEdit);
+  await until('fs-sync-dev to drop the last event', async () => (await sys.faults()).dropped > before);
+  const { dropped } = await sys.fault('resume-delivery');
   assert.equal(dropped, 1, 'the last event was lost');
   await waitForFile(target, 'App.tsx', lastEdit, 10_000);
-  assert.ok(agent.logs.some((l) => l.event_type === 'sync.behind'), 'found by get_project_sync_state');
+  // The agent logs how it found the event after writing it; its catch-up line comes last.
+  await until('the agent to log the catch-up of the last event',
+    () => agent.logs.some((l) => l.event_type === 'catchup' && l.seq >= lastSeq));
+  assert.ok(agent.logs.some((l) => l.event_type === 'sync.behind' && l.seq >= lastSeq), 'found by get_project_sync_state');
   const end = await waitInSync(sys, project.id, agent, target);
   assertConverged(end);
   assert.deepEqual(exactlyOnce([agent.applied()], startSeq, end.seq), []);

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   startSystem, createProject, startAgent, waitInSync, readTree, compareFiles, databaseFiles, call,
-} from './helpers/e2e.mjs';
-import { sampleApp } from './helpers/sample-app.mjs';
+  sampleApp,
+} from '../harness/index.mjs';
 
 const app = sampleApp(200);
 app.files.push({ path: 'src/constants/empty.ts', content: '' });

@@ -1,4 +1,4 @@
-// End to end, DESIGN.md invariant 7: containers hold no service credential. The env the edge hands
+// End to end, docs/contracts.md invariant 7: containers hold no service credential. The env the edge hands
 // out, the running agent's own environment (/proc/<pid>/environ), the --exec child's environment
 // and the agent's logs are scanned for the service-role key and the JWT secret; the agent refuses
 // to start next to either; the container token reads its own project only and writes nothing.
@@ -8,10 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
-import { startSystem, createProject, startAgent } from './helpers/e2e.mjs';
-import { rpc } from './helpers/edge.mjs';
-import { waitFor } from './helpers/procs.mjs';
-import { sampleApp } from './helpers/sample-app.mjs';
+import { startSystem, createProject, startAgent, rpc, until, sampleApp } from '../harness/index.mjs';
 
 const ENV_KEYS = ['PROJECT_ID', 'SESSION_ID', 'SNAPSHOT_URL', 'SNAPSHOT_SHA256', 'SUPABASE_URL',
   'SUPABASE_ANON_KEY', 'REALTIME_TOKEN', 'TOKEN_EXPIRES_AT', 'EDGE_URL'];
@@ -47,7 +44,7 @@ function assertClean(what, text) {
   }
 }
 
-test('the env the edge hands a container: the nine DESIGN.md names, no service key, no JWT secret', () => {
+test('the env the edge hands a container: the nine docs/contracts.md names, no service key, no JWT secret', () => {
   const env = session.env;
   assert.deepEqual(Object.keys(env).sort(), [...ENV_KEYS].sort());
   for (const [k, v] of Object.entries(env)) assertClean(`env ${k}`, String(v));
@@ -73,7 +70,7 @@ test("the running agent's environment holds neither secret, and its --exec child
     const names = environ.split('\0').filter(Boolean).map((kv) => kv.slice(0, kv.indexOf('=')));
     assert.deepEqual(names.filter((n) => n !== 'PATH').sort(), [...ENV_KEYS].sort(), 'exactly the edge env (plus PATH)');
 
-    await waitFor('the --exec child', () => existsSync(childEnvFile) && readFileSync(childEnvFile, 'utf8').includes('PATH='), 10_000);
+    await until('the --exec child', () => existsSync(childEnvFile) && readFileSync(childEnvFile, 'utf8').includes('PATH='));
     const childEnv = readFileSync(childEnvFile, 'utf8');
     assertClean('the --exec child env', childEnv);
     assert.ok(!childEnv.includes(session.env.REALTIME_TOKEN), 'the dev server does not get the container token');

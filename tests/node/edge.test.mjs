@@ -5,17 +5,22 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import JSZip from 'jszip';
 import { jwtVerify, decodeJwt, SignJWT } from 'jose';
 import { createClient } from '@supabase/supabase-js';
 import ws from 'ws';
-import { startDevstack, startWorker, psql, rpc, postJson } from './helpers/edge.mjs';
+import { startSystem, startWorker, psql, rpc, postJson, until } from '../harness/index.mjs';
+import { sourceFiles } from '../../bench/source-tree.mjs';
 
 const FLAG = 'FSYNC_SNAPSHOT_HYDRATION';
 const ASSETS_BUCKET = 'project-assets';
+// The snapshot limit for this suite: the worker's SNAPSHOT_MAX_BYTES and the project-snapshots
+// bucket's file_size_limit, kept equal as in production (50 MB there), small so that projects
+// over it are quick to make.
+const LIMIT = 3 << 20;
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 
 let stack, worker, info, owner, project, stranger, strangerProject;
@@ -35,19 +40,68 @@ async function upsert(path, content) {
   return r.body;
 }
 
+/** The project-snapshots bucket's file_size_limit (fs-sync-dev's Storage enforces it). */
+function setBucketLimit(bytes) {
+  psql(info.db_url, `update storage.buckets set file_size_limit = ${bytes} where id = 'project-snapshots'`);
+}
+
+/** Uploads `bytes` to project-assets and registers them as the binary file `path` of `projectId`. */
+async function addBinary(projectId, path, bytes, contentType = 'application/octet-stream') {
+  const storagePath = `${ASSETS_BUCKET}/${projectId}/${path}`;
+  const up = await fetch(`${info.api_url}/storage/v1/object/${storagePath}`, {
+    method: 'POST',
+    headers: { ...service(), apikey: info.service_role_key, 'content-type': contentType },
+    body: bytes,
+  });
+  assert.equal(up.status, 200, await up.text());
+  const reg = await rpc(info.api_url, asService(), 'register_binary_file', {
+    project_uuid: projectId, p_file_path: path, p_storage_path: storagePath,
+    p_content_hash: sha256(bytes), p_size_bytes: bytes.length,
+  });
+  assert.equal(reg.status, 200, JSON.stringify(reg.body));
+}
+
+/** Writes text files `{path, content}` into `projectId`, 250 per bulk call. */
+async function addTexts(projectId, files) {
+  for (let i = 0; i < files.length; i += 250) {
+    const r = await rpc(info.api_url, asService(), 'bulk_upsert_project_files', {
+      project_uuid: projectId, files: files.slice(i, i + 250).map((f) => ({ file_path: f.path, content: f.content })),
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
+  }
+}
+
+/** How many archives project-snapshots holds for `projectId`. */
+const storedSnapshots = (projectId) => Number(psql(info.db_url,
+  `select count(*) from storage.objects where bucket_id = 'project-snapshots' and name like '${projectId}/%'`));
+
+/** Every regular file under `dir`: {relative path: Buffer}. */
+function readTree(dir) {
+  const out = new Map();
+  for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (e.isFile()) {
+      const full = join(e.parentPath ?? e.path, e.name); // parentPath from Node 20.12
+      out.set(relative(dir, full), readFileSync(full));
+    }
+  }
+  return out;
+}
+
 async function download(url) {
   const res = await fetch(url);
   return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
 }
 
 before(async () => {
-  stack = await startDevstack();
+  stack = await startSystem({ edge: false });
   info = stack.info;
+  setBucketLimit(LIMIT);
   worker = await startWorker({
     SUPABASE_URL: info.api_url,
     SUPABASE_ANON_KEY: info.anon_key,
     SUPABASE_SERVICE_ROLE_KEY: info.service_role_key,
     SUPABASE_JWT_SECRET: info.jwt_secret,
+    SNAPSHOT_MAX_BYTES: LIMIT,
   });
 
   owner = (await admin('users', { email: 'edge-owner@example.test' })).body;
@@ -84,7 +138,8 @@ before(async () => {
 
 after(async () => {
   await worker?.stop();
-  await stack?.stop();
+  await stack?.close();
+  rmSync(tmp, { recursive: true, force: true });
 });
 
 /** Unzips `bytes` with JSZip: {name: Buffer}, in archive order. */
@@ -369,27 +424,113 @@ test('409 when snapshot hydration is off for the owner; 404 for an unknown proje
   assert.equal((await fetch(`${worker.url}/sessions`)).status, 405);
 });
 
-test('413 with a clear message when a project is over the 50 MB snapshot limit', async () => {
-  const big = (await admin('projects', { owner_id: owner.id, name: 'big' })).body.id;
-  const chunk = 'x'.repeat(5_000_000);
-  for (let i = 0; i < 11; i++) {
-    const r = await rpc(info.api_url, asService(), 'upsert_project_file',
-      { project_uuid: big, p_file_path: `blob-${i}.txt`, p_content: `${i}${chunk}` });
-    assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
-  }
+test('a project of compressible files over the limit in raw bytes is served when its archive fits', async () => {
+  const big = (await admin('projects', { owner_id: owner.id, name: 'compressible' })).body.id;
+  // ~4 MB of source-like text (it deflates about 3x), a 2 MiB compressible binary and a 1.1 MB
+  // photo stored as it is: ~7.3 MB of files, more than twice the limit.
+  const texts = sourceFiles(800, 11);
+  await addTexts(big, texts);
+  const wasm = Buffer.from(texts.slice(0, 400).map((f) => f.content).join('')).subarray(0, 2 << 20);
+  const photo = Buffer.concat([Buffer.from('ffd8ffe0', 'hex'), randomBytes(1_100_000)]);
+  await addBinary(big, 'public/app.wasm', wasm, 'application/wasm');
+  await addBinary(big, 'public/hero.jpg', photo, 'image/jpeg');
+  const expected = new Map([...texts.map((f) => [f.path, Buffer.from(f.content)]),
+    ['public/app.wasm', wasm], ['public/hero.jpg', photo]]);
+  const raw = [...expected.values()].reduce((a, b) => a + b.length, 0);
+  assert.ok(raw > 2 * LIMIT, `${raw} bytes of files`);
+
+  const r = await callWorker('/build-project-snapshot', { projectId: big });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.fileCount, expected.size);
+  assert.ok(r.body.size <= LIMIT, `${r.body.size} bytes`);
+  const { status, bytes } = await download(r.body.signedUrl);
+  assert.equal(status, 200);
+  assert.equal(bytes.length, r.body.size);
+  assert.equal(sha256(bytes), r.body.sha256);
+
+  // Extracted by Info-ZIP, every file is the one written, byte for byte, and nothing else.
+  const zip = join(tmp, 'compressible.zip');
+  const out = join(tmp, 'compressible');
+  writeFileSync(zip, bytes);
+  execFileSync('unzip', ['-q', zip, '-d', out], { stdio: 'pipe' });
+  const tree = readTree(out);
+  const manifest = JSON.parse(tree.get('.fs-sync/manifest.json'));
+  tree.delete('.fs-sync/manifest.json');
+  assert.deepEqual([...tree.keys()].sort(), [...expected.keys()].sort());
+  for (const [path, content] of expected) assert.ok(tree.get(path).equals(content), path);
+  assert.equal(manifest.files.length, expected.size);
+  for (const f of manifest.files) assert.equal(f.content_hash, sha256(expected.get(f.path)), f.path);
+
+  const again = await callWorker('/build-project-snapshot', { projectId: big });
+  assert.equal(again.body.reused, true);
+  assert.equal(again.body.sha256, r.body.sha256);
+});
+
+test('413 saying how large the archive got when it exceeds the limit, and nothing is stored', async () => {
+  const big = (await admin('projects', { owner_id: owner.id, name: 'incompressible' })).body.id;
+  // 60 files of random base64 text: ~6 MB that deflate only to ~4.5 MB.
+  await addTexts(big, Array.from({ length: 60 }, (_, i) => ({
+    path: `data/blob-${String(i).padStart(2, '0')}.txt`, content: randomBytes(75_000).toString('base64'),
+  })));
   const r = await callWorker('/build-project-snapshot', { projectId: big });
   assert.equal(r.status, 413, r.text);
   assert.equal(r.body.error, 'too_large');
-  assert.match(r.body.message, /limit is 52428800 bytes/);
+  const m = r.body.message.match(
+    /^snapshot archive is at least (\d+) bytes, over the project-snapshots limit of (\d+) bytes \(stopped after (\d+) of 60 files\)$/);
+  assert.ok(m, r.body.message);
+  const [reached, limit, done] = m.slice(1).map(Number);
+  assert.equal(limit, LIMIT);
+  // Measured where the archive crossed the limit (within one file), not estimated from raw bytes.
+  assert.ok(reached > LIMIT && reached < LIMIT + 110_000, r.body.message);
+  assert.ok(done > 0 && done < 60, r.body.message);
+  assert.equal(storedSnapshots(big), 0);
+});
+
+test('413 before reading any content when the files stored as they are already exceed the limit', async () => {
+  const big = (await admin('projects', { owner_id: owner.id, name: 'photos' })).body.id;
+  // Registered without uploading them: reading either would fail (502), refusing first does not.
+  for (const name of ['a', 'b']) {
+    const reg = await rpc(info.api_url, asService(), 'register_binary_file', {
+      project_uuid: big, p_file_path: `photos/${name}.jpg`, p_storage_path: `${ASSETS_BUCKET}/${big}/photos/${name}.jpg`,
+      p_content_hash: sha256(Buffer.from(name)), p_size_bytes: 2 << 20,
+    });
+    assert.equal(reg.status, 200, JSON.stringify(reg.body));
+  }
+  const r = await callWorker('/build-project-snapshot', { projectId: big });
+  assert.equal(r.status, 413, r.text);
+  assert.match(r.body.message, new RegExp(`^snapshot archive is at least (\\d+) bytes, over the project-snapshots limit of ${LIMIT} bytes \\(counting its headers, names and the files stored as they are, before reading any content\\)$`));
+  assert.ok(Number(r.body.message.match(/\d+/)[0]) > 4 << 20, r.body.message);
+});
+
+test('a bucket limit below SNAPSHOT_MAX_BYTES is a 413 that names the setting to fix', async () => {
+  await upsert('src/limit.ts', 'export const limit = true;\n');
+  setBucketLimit(1000);
+  try {
+    const r = await callWorker('/build-project-snapshot', { projectId: project });
+    assert.equal(r.status, 413, r.text);
+    assert.match(r.body.message, new RegExp(`^Storage refused the snapshot archive as over the project-snapshots bucket's file_size_limit, which is below this worker's SNAPSHOT_MAX_BYTES of ${LIMIT} bytes: set SNAPSHOT_MAX_BYTES to the bucket's limit`));
+  } finally {
+    setBucketLimit(LIMIT);
+  }
+  const r = await callWorker('/build-project-snapshot', { projectId: project });
+  assert.equal(r.status, 200, r.text);
+});
+
+test('a request body over 16 KiB is refused without reading it all', async () => {
+  const r = await callWorker('/build-project-snapshot', { projectId: project, padding: 'x'.repeat(20_000) });
+  assert.equal(r.status, 400, r.text);
+  assert.match(r.body.message, /^the request body is over 16384 bytes/);
 });
 
 test('one JSON log line per request, never a secret', async () => {
-  await new Promise((r) => setTimeout(r, 300)); // let wrangler flush
-  const lines = worker.logLines();
-  const builds = lines.filter((l) => l.event_type === 'snapshot.build' && l.status === 200);
+  // wrangler prints a line after its response: wait for the one of the last request above.
+  const lines = await until('the last log line', () => {
+    const all = worker.logLines();
+    return all.some((l) => l.status === 400 && l.message?.startsWith('the request body is over')) && all;
+  }, { timeoutMs: 10_000, proc: worker.proc });
+  const builds = lines.filter((l) => l.event_type === 'snapshot.build' && l.status === 200 && l.project_id === project);
   assert.ok(builds.length >= 4);
   for (const l of builds) {
-    assert.equal(l.project_id, project);
     assert.equal(typeof l.duration_ms, 'number');
     assert.ok(['reused', 'built'].includes(l.snapshot));
     assert.equal(typeof l.snapshot_bytes, 'number');
@@ -401,6 +542,7 @@ test('one JSON log line per request, never a secret', async () => {
   assert.ok(sessions.length >= 1 && sessions.every((l) => l.session_id && l.project_id === project));
   assert.ok(lines.some((l) => l.event_type === 'session.refresh' && l.status === 200 && l.session_id));
   assert.ok(lines.some((l) => l.status === 401 && l.error === 'unauthorized'));
+  assert.ok(lines.some((l) => l.status === 413 && l.error === 'too_large' && l.message.startsWith('snapshot archive is at least')));
   const out = worker.output();
   for (const secret of [info.service_role_key, info.jwt_secret, session.env.REALTIME_TOKEN,
     new URL(session.env.SNAPSHOT_URL).searchParams.get('token')]) {

@@ -22,8 +22,8 @@ select col_is_null('public', 'project_files', 'content', 'content is nullable (t
 select columns_are('public', 'project_events', array['project_id', 'seq', 'event_type', 'payload', 'actor', 'created_at'],
   'project_events columns');
 select col_is_pk('public', 'project_events', array['project_id', 'seq'], 'project_events primary key is (project_id, seq)');
-select columns_are('public', 'projects', array['id', 'owner_id', 'name', 'last_seq', 'created_at', 'updated_at'],
-  'projects columns');
+select columns_are('public', 'projects', array['id', 'owner_id', 'name', 'last_seq', 'live_files', 'live_bytes',
+  'created_at', 'updated_at'], 'projects columns (live_files, live_bytes: running totals for the project caps)');
 select col_is_pk('public', 'project_members', array['project_id', 'user_id'], 'project_members primary key');
 select columns_are('public', 'feature_flags', array['flag_key', 'enabled', 'rollout_percentage', 'target_user_ids',
   'environments', 'description', 'created_at', 'updated_at'], 'feature_flags columns');
@@ -102,15 +102,12 @@ select p.oid, p.oid::regprocedure::text as signature, p.prosecdef, p.proconfig
 grant select on fs_public_functions to public;
 
 select bag_eq($$select signature from fs_public_functions$$, array[
-  'create_project(text,uuid)', 'add_project_member(uuid,uuid,text)', 'remove_project_member(uuid,uuid)',
-  'upsert_project_file(uuid,text,text,text,integer)',
-  'register_binary_file(uuid,text,text,text,bigint,text,integer)',
-  'delete_project_file(uuid,text,integer)', 'rename_project_file(uuid,text,text,integer)',
-  'bulk_upsert_project_files(uuid,jsonb)', 'list_current_files(uuid)', 'get_project_snapshot(uuid,boolean)',
-  'get_project_files(uuid,text[],integer[])', 'list_project_events(uuid,bigint,integer)',
-  'get_project_sync_state(uuid)', 'is_feature_enabled(text,uuid)', 'get_enabled_features()',
-  'is_feature_enabled_for_project(text,uuid)'],
-  'public API is exactly the fs-sync RPCs');
+  'create_project(json)', 'add_project_member(json)', 'remove_project_member(json)',
+  'upsert_project_file(json)', 'register_binary_file(json)', 'delete_project_file(json)', 'rename_project_file(json)',
+  'bulk_upsert_project_files(json)', 'list_current_files(json)', 'get_project_snapshot(json)',
+  'get_project_files(json)', 'list_project_events(json)', 'get_project_sync_state(json)',
+  'is_feature_enabled(text,uuid)', 'get_enabled_features()', 'is_feature_enabled_for_project(text,uuid)'],
+  'public API is exactly the fs-sync RPCs; the project and file RPCs take the request body as one json argument');
 select is_empty($$select signature from fs_public_functions where has_function_privilege('anon', oid, 'execute')$$,
                 'anon can execute no public fs-sync function');
 select is_empty($$select signature from fs_public_functions where prosecdef$$,
@@ -124,8 +121,8 @@ select bag_eq($$select signature from fs_public_functions where not has_function
   array['is_feature_enabled_for_project(text,uuid)'],
   'only the server-side flag lookup is kept from authenticated');
 select bag_eq($$select signature from fs_public_functions where has_function_privilege('fsync_container', oid, 'execute')$$,
-  array['list_current_files(uuid)', 'get_project_snapshot(uuid,boolean)', 'get_project_files(uuid,text[],integer[])',
-        'list_project_events(uuid,bigint,integer)', 'get_project_sync_state(uuid)'],
+  array['list_current_files(json)', 'get_project_snapshot(json)', 'get_project_files(json)',
+        'list_project_events(json)', 'get_project_sync_state(json)'],
   'container tokens can execute exactly the read RPCs');
 select is_empty($$
   select p.oid::regprocedure from pg_proc p
@@ -162,11 +159,13 @@ select ok((select r.rolbypassrls from pg_roles r where r.rolname = 'service_role
 -- Settings defaults -------------------------------------------------------
 select results_eq($$
   select key, value from fsync.settings
-   where key in ('limits.max_file_bytes', 'limits.max_bulk_files', 'limits.max_bulk_bytes', 'environment')
+   where key in ('limits.max_file_bytes', 'limits.max_bulk_files', 'limits.max_bulk_bytes', 'limits.max_project_bytes',
+                 'limits.max_project_files', 'environment')
    order by key
 $$, $$values ('environment', '"development"'::jsonb), ('limits.max_bulk_bytes', '52428800'),
-             ('limits.max_bulk_files', '5000'), ('limits.max_file_bytes', '5242880')$$,
-  'default limits: 5 MiB per file, 5,000 files and 50 MiB per bulk; environment development');
+             ('limits.max_bulk_files', '5000'), ('limits.max_file_bytes', '5242880'),
+             ('limits.max_project_bytes', '1073741824'), ('limits.max_project_files', '65534')$$,
+  'default limits: 5 MiB per file, 5,000 files and 50 MiB per bulk, 1 GiB and 65,534 files per project; environment development');
 
 select * from finish();
 rollback;

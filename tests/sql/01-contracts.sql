@@ -3,7 +3,7 @@
 -- crates/core too.
 begin;
 create extension if not exists pgtap;
-select plan(30);
+select plan(33);
 
 -- Content hash ------------------------------------------------------------
 select is(fsync.content_hash(''), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', 'hash of empty content');
@@ -22,10 +22,12 @@ select is_empty($$
   select p, fsync.path_error(p) from (values
     ('src/App.tsx'), ('a'), ('.env'), ('dir/.gitignore'), ('ünïcode/日本.ts'), ('...'), ('a/.../b'),
     ('.fs-syncx/a'), ('a/.fs-sync/b'), ('.fs-sync-cache'), ('with space/and "quotes".txt'),
-    (repeat('x', 1024)), (repeat('é', 512)), (repeat('a/', 63) || 'a')
+    (array_to_string(array_fill(repeat('x', 204), array[5]), '/')),
+    (array_to_string(array_fill(repeat('é', 127), array[4]) || repeat('é', 2), '/')), (repeat('a/', 63) || 'a'),
+    (repeat('a', 255)), ('src/' || repeat('é', 127) || 'a'), (repeat('日', 85) || '/x'), (repeat('🚀', 63) || 'abc')
   ) as v(p)
   where fsync.path_error(p) is not null
-$$, 'valid paths (incl. exactly 1024 bytes and exactly 64 segments) have no error');
+$$, 'valid paths (incl. exactly 1024 bytes, exactly 64 segments, segments of exactly 255 bytes) have no error');
 
 -- Path rules: each rule, and the order they are checked in ----------------
 select results_eq($$
@@ -47,6 +49,26 @@ $$, $$values ('empty'), ('empty'), ('too_long'), ('too_long'), ('too_long'),
              ('control_char')$$,
   'each rule is reported, first failing rule in the fixed order wins');
 
+-- Path rules: segments are limited to 255 bytes of UTF-8 (NAME_MAX), also when the
+-- limit falls inside a multi-byte character.
+select results_eq($$
+  select octet_length(s), (fsync.check_path(p)).rule from (values
+    (1, repeat('a', 256)), (2, repeat('é', 127) || 'aa'), (3, repeat('é', 128)), (4, repeat('日', 85) || 'a'),
+    (5, repeat('日', 86)), (6, repeat('🚀', 63) || 'abcd'), (7, repeat('🚀', 64)),
+    (8, repeat('a', 255)), (9, repeat('🚀', 63) || 'abc')
+  ) as v(n, s), lateral (values ('src/' || s || '/x.ts')) as q(p) order by n
+$$, $$values (256, 'segment_too_long'), (256, 'segment_too_long'), (256, 'segment_too_long'), (256, 'segment_too_long'),
+             (258, 'segment_too_long'), (256, 'segment_too_long'), (256, 'segment_too_long'),
+             (255, null::text), (255, null)$$,
+  'a segment of 256 bytes or more is refused, one of 255 accepted, counted in bytes');
+select results_eq($$
+  select (fsync.check_path(p)).rule from (values
+    (1, repeat('a/', 64) || repeat('b', 256)), (2, '../' || repeat('b', 256)), (3, repeat(U&'e\0301', 86)),
+    (4, '.fs-sync/' || repeat('b', 256))
+  ) as v(n, p) order by n
+$$, $$values ('too_many_segments'), ('dot_segment'), ('segment_too_long'), ('segment_too_long')$$,
+  'segment_too_long comes after too_many_segments and before not_nfc and reserved');
+
 -- Path rules: messages ------------------------------------------------------
 select is(fsync.path_error(''), 'invalid path "": empty: a file path must not be empty', 'empty message');
 select is(fsync.path_error('/a'), 'invalid path "/a": absolute: the path must be relative (no leading "/")', 'absolute message');
@@ -60,6 +82,10 @@ select is(fsync.path_error(repeat('a/', 64) || 'a'),
 select is(fsync.path_error(U&'e\0301.txt'), U&'invalid path "e\0301.txt": not_nfc: the path must be Unicode NFC-normalized', 'not_nfc message');
 select is(fsync.path_error('.fs-sync/manifest.json'),
           'invalid path ".fs-sync/manifest.json": reserved: the ".fs-sync" folder is reserved for fs-sync', 'reserved message');
+select is(fsync.path_error('src/' || repeat('x', 300) || '/a.ts'),
+          'invalid path "src/' || repeat('x', 300) || '/a.ts": segment_too_long: the segment "' || repeat('x', 32)
+          || '…" is 300 bytes of UTF-8; the limit is 255',
+          'segment_too_long message names the segment by its start, its size and the limit');
 select is(fsync.path_error(repeat('x', 1030)),
           'invalid path "' || repeat('x', 64) || '…": too_long: the path is 1030 bytes of UTF-8; the limit is 1024',
           'too_long message shows only the start of the path');

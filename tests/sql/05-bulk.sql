@@ -5,12 +5,12 @@ select plan(37);
 
 select tests.create_supabase_user('alice');
 select tests.authenticate_as('alice');
-select tests.remember('p1', public.create_project('p1'));
-select public.upsert_project_file(tests.recall('p1'), 'keep.ts', 'same');
-select public.upsert_project_file(tests.recall('p1'), 'gone.ts', 'bye');
+select tests.remember('p1', fsync.create_project('p1'));
+select fsync.upsert_project_file(tests.recall('p1'), 'keep.ts', 'same');
+select fsync.upsert_project_file(tests.recall('p1'), 'gone.ts', 'bye');
 
 -- Success ---------------------------------------------------------------------------
-select is(public.bulk_upsert_project_files(tests.recall('p1'), replace($$[
+select is(fsync.bulk_upsert_project_files(tests.recall('p1'), replace($$[
   {"file_path": "src/a.ts", "content": "a"},
   {"file_path": "keep.ts", "content": "same"},
   {"file_path": "docs/b", "content": "b", "file_type": "markdown"},
@@ -38,9 +38,9 @@ select is((select count(*)::int from realtime.messages where event = 'bulk:apply
 select is((select file_type from public.project_files where file_path = 'docs/b'), 'markdown', 'per-entry file_type');
 
 select tests.authenticate_as('alice');
-select is(public.bulk_upsert_project_files(tests.recall('p1'), '[{"file_path": "src/a.ts", "content": "a"}]') ->> 'seq', null,
+select is(fsync.bulk_upsert_project_files(tests.recall('p1'), '[{"file_path": "src/a.ts", "content": "a"}]') ->> 'seq', null,
           'an all-no-op bulk returns seq null');
-select is(public.bulk_upsert_project_files(tests.recall('p1'), '[]') ->> 'applied', '0', 'an empty bulk is a no-op');
+select is(fsync.bulk_upsert_project_files(tests.recall('p1'), '[]') ->> 'applied', '0', 'an empty bulk is a no-op');
 select tests.reset_authentication();
 select is((select count(*)::int from public.project_events), 3, 'no-op bulks write no event');
 
@@ -48,27 +48,28 @@ select is((select count(*)::int from public.project_events), 3, 'no-op bulks wri
 select set_config('tests.files_before', (select count(*)::text from public.project_files), true);
 select set_config('tests.messages_before', (select count(*)::text from realtime.messages), true);
 select tests.authenticate_as('alice');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '[
     {"file_path": "ok1.ts", "content": "1"},
     {"file_path": "ok2.ts", "content": "2"},
     {"file_path": "bad//path.ts", "content": "3"},
     {"file_path": "ok4.ts", "content": "4"}]')$$, tests.recall('p1')),
   'PT422', 'files[2]: invalid path "bad//path.ts": empty_segment: the path contains an empty segment ("//")',
   'an invalid entry midway refuses the whole bulk');
-select is((tests.error_of(format($$select public.bulk_upsert_project_files(%L, '[{"file_path": "ok1.ts", "content": "1"}, {"file_path": "/x", "content": "3"}]')$$,
+select is((tests.error_of(format($$select fsync.bulk_upsert_project_files(%L, '[{"file_path": "ok1.ts", "content": "1"}, {"file_path": "/x", "content": "3"}]')$$,
                                  tests.recall('p1'))) ->> 'detail')::jsonb,
-          '{"rule": "absolute", "path": "/x", "index": 1}'::jsonb, 'PT422 DETAIL names the rule, path and index');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[
+          '{"rule": "absolute", "path": "/x", "index": 1, "param": "files[1].file_path"}'::jsonb,
+          'PT422 DETAIL names the rule, path, index and param');
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '[
     {"file_path": "ok1.ts", "content": "1"},
     {"file_path": "src/a.ts", "content": "changed", "expected_version": 7},
     {"file_path": "ok3.ts", "content": "3"}]')$$, tests.recall('p1')),
   'PT409', 'version conflict on "src/a.ts": expected version 7, but the current version is 1',
   'a conflict midway (after earlier entries were written) refuses the whole bulk');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '[
     {"file_path": "ok1.ts", "content": "1"},
     {"file_path": "never.ts", "delete": true}]')$$, tests.recall('p1')),
   'PT404', 'file "never.ts" not found', 'deleting a missing file refuses the whole bulk');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '[
     {"file_path": "ok1.ts", "content": "1"},
     {"file_path": "img/d.png", "storage_path": "project-snapshots/elsewhere.png", "content_hash": "%s", "size_bytes": 1}]')$$,
     tests.recall('p1'), repeat('ab', 32)),
@@ -85,7 +86,7 @@ select is((select count(*)::text from realtime.messages), current_setting('tests
 -- Both writes are rolled back with the call: no row, no head change, no event, no seq.
 select set_config('tests.events_before', (select count(*)::text from public.project_events), true);
 select tests.authenticate_as('alice');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '[
     {"file_path": "mid/new.ts", "content": "written first"},
     {"file_path": "keep.ts", "content": "written second", "expected_version": 1},
     {"file_path": "docs/b", "content": "stale", "expected_version": 5}]')$$, tests.recall('p1')),
@@ -102,44 +103,43 @@ select is((select count(*)::text from realtime.messages), current_setting('tests
 
 -- Format errors --------------------------------------------------------------------------
 select tests.authenticate_as('alice');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, '{"file_path": "a"}')$$, tests.recall('p1')),
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '{"file_path": "a"}')$$, tests.recall('p1')),
   'PT422', 'files must be a JSON array of {file_path, content, …} objects', 'files must be an array');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[{"file_path": "a.ts"}]')$$, tests.recall('p1')),
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '[{"file_path": "a.ts"}]')$$, tests.recall('p1')),
   'PT422', 'files[0]: give content (a string), storage_path with content_hash and size_bytes, or delete: true',
   'an entry needs content, a binary, or delete');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[{"content": "x"}]')$$, tests.recall('p1')),
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '[{"content": "x"}]')$$, tests.recall('p1')),
   'PT422', 'files[0] must be an object with a string file_path', 'an entry needs a file_path');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[{"file_path": "a.ts", "content": "x", "expected_version": 1.5}]')$$, tests.recall('p1')),
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '[{"file_path": "a.ts", "content": "x", "expected_version": 1.5}]')$$, tests.recall('p1')),
   'PT422', 'files[0]: expected_version must be an integer >= 0', 'expected_version must be an integer');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[{"file_path": "a.ts", "content": "x", "delete": "yes"}]')$$, tests.recall('p1')),
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '[{"file_path": "a.ts", "content": "x", "delete": "yes"}]')$$, tests.recall('p1')),
   'PT422', 'files[0]: delete must be true or false', 'delete must be a boolean');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[{"file_path": "d.ts", "content": "1"}, {"file_path": "d.ts", "content": "2"}]')$$, tests.recall('p1')),
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '[{"file_path": "d.ts", "content": "1"}, {"file_path": "d.ts", "content": "2"}]')$$, tests.recall('p1')),
   'PT422', 'file "d.ts" appears more than once in the bulk', 'duplicate paths are refused');
 
 -- Limits ---------------------------------------------------------------------------------
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, (select jsonb_agg(jsonb_build_object('file_path', 'f' || i, 'content', 'x')) from generate_series(1, 5001) i))$$,
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, (select jsonb_agg(jsonb_build_object('file_path', 'f' || i, 'content', 'x')) from generate_series(1, 5001) i))$$,
                         tests.recall('p1')),
   'PT413', 'too many files in one bulk: 5001; the limit is 5000', 'more than 5,000 files → PT413');
-select is((tests.error_of(format($$select public.bulk_upsert_project_files(%L, (select jsonb_agg(jsonb_build_object('file_path', 'f' || i, 'content', 'x')) from generate_series(1, 5001) i))$$,
+select is((tests.error_of(format($$select fsync.bulk_upsert_project_files(%L, (select jsonb_agg(jsonb_build_object('file_path', 'f' || i, 'content', 'x')) from generate_series(1, 5001) i))$$,
                                  tests.recall('p1'))) ->> 'detail')::jsonb,
           '{"limit": 5000, "actual": 5001, "what": "files"}'::jsonb, 'PT413 DETAIL for the file count');
-select is((public.bulk_upsert_project_files(tests.recall('p1'),
-            (select jsonb_agg(jsonb_build_object('file_path', 'gen/f' || i || '.ts', 'content', 'export const n = ' || i))
+select is((fsync.bulk_upsert_project_files(tests.recall('p1'), (select jsonb_agg(jsonb_build_object('file_path', 'gen/f' || i || '.ts', 'content', 'export const n = ' || i))
                from generate_series(1, 5000) i)) ->> 'applied')::int, 5000,
           'exactly 5,000 files are accepted');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, (select jsonb_agg(jsonb_build_object('file_path', 'big' || i, 'content', repeat('x', 4194304))) from generate_series(1, 13) i))$$,
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, (select jsonb_agg(jsonb_build_object('file_path', 'big' || i, 'content', repeat('x', 4194304))) from generate_series(1, 13) i))$$,
                         tests.recall('p1')),
   'PT413', 'bulk content is too large: more than 52428800 bytes; the limit is 52428800 bytes', 'more than 50 MiB in total → PT413');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, jsonb_build_array(jsonb_build_object('file_path', 'huge.txt', 'content', repeat('x', 5242881))))$$,
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, jsonb_build_array(jsonb_build_object('file_path', 'huge.txt', 'content', repeat('x', 5242881))))$$,
                         tests.recall('p1')),
   'PT413', 'file "huge.txt" is too large: 5242881 bytes; the limit is 5242880 bytes', 'each file is limited too');
 select tests.reset_authentication();
 update fsync.settings set value = '2' where key = 'limits.max_bulk_files';
 update fsync.settings set value = '5' where key = 'limits.max_bulk_bytes';
 select tests.authenticate_as('alice');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[{"file_path": "1", "content": "1"}, {"file_path": "2", "content": "2"}, {"file_path": "3", "content": "3"}]')$$, tests.recall('p1')),
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '[{"file_path": "1", "content": "1"}, {"file_path": "2", "content": "2"}, {"file_path": "3", "content": "3"}]')$$, tests.recall('p1')),
   'PT413', 'too many files in one bulk: 3; the limit is 2', 'the file-count limit is configurable');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[{"file_path": "1", "content": "123"}, {"file_path": "2", "content": "456"}]')$$, tests.recall('p1')),
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '[{"file_path": "1", "content": "123"}, {"file_path": "2", "content": "456"}]')$$, tests.recall('p1')),
   'PT413', 'bulk content is too large: more than 5 bytes; the limit is 5 bytes', 'the byte limit is configurable');
 
 -- Invariants after everything --------------------------------------------------------------

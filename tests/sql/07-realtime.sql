@@ -10,13 +10,13 @@ select tests.create_supabase_user('carol');    -- viewer of p1
 select tests.create_supabase_user('mallory');  -- owner of p2
 
 select tests.authenticate_as('mallory');
-select tests.remember('p2', public.create_project('p2'));
+select tests.remember('p2', fsync.create_project('p2'));
 select tests.authenticate_as('alice');
-select tests.remember('p1', public.create_project('p1'));
-select public.add_project_member(tests.recall('p1'), tests.get_supabase_uid('carol'), 'viewer');
+select tests.remember('p1', fsync.create_project('p1'));
+select fsync.set_project_member(tests.recall('p1'), tests.get_supabase_uid('carol'), 'viewer');
 
 -- A write puts exactly one message on the project's private topic -----------------
-select public.upsert_project_file(tests.recall('p1'), 'src/App.tsx', 'hello');
+select fsync.upsert_project_file(tests.recall('p1'), 'src/App.tsx', 'hello');
 select tests.reset_authentication();
 select results_eq($$select topic, event, private, extension, payload ->> 'file_path', payload ->> 'content' from realtime.messages$$,
   format($$values ('project:%s', 'file:update', true, 'broadcast', 'src/App.tsx', 'hello')$$, tests.recall('p1')),

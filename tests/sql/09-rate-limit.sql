@@ -7,9 +7,9 @@ select plan(13);
 select tests.create_supabase_user('alice');
 select tests.create_supabase_user('bob');
 select tests.authenticate_as('alice');
-select tests.remember('p1', public.create_project('p1'));
-select tests.remember('p2', public.create_project('p2'));
-select public.add_project_member(tests.recall('p1'), tests.get_supabase_uid('bob'), 'editor');
+select tests.remember('p1', fsync.create_project('p1'));
+select tests.remember('p2', fsync.create_project('p2'));
+select fsync.set_project_member(tests.recall('p1'), tests.get_supabase_uid('bob'), 'editor');
 
 select tests.reset_authentication();
 select is((select value from fsync.settings where key = 'rate_limit.capacity'), '200'::jsonb, 'default capacity 200');
@@ -19,19 +19,19 @@ update fsync.settings set value = '3' where key = 'rate_limit.capacity';
 update fsync.settings set value = '0.001' where key = 'rate_limit.refill_per_second';
 
 select tests.authenticate_as('alice');
-select lives_ok(format($$select public.upsert_project_file(%L, 'a.ts', 'v' || i) from generate_series(1, 3) i$$, tests.recall('p1')),
+select lives_ok(format($$select fsync.upsert_project_file(%L, 'a.ts', 'v' || i) from generate_series(1, 3) i$$, tests.recall('p1')),
                 'three writes fit in the bucket');
-select throws_ok(format($$select public.upsert_project_file(%L, 'a.ts', 'v4')$$, tests.recall('p1')),
+select throws_ok(format($$select fsync.upsert_project_file(%L, 'a.ts', 'v4')$$, tests.recall('p1')),
                  'PT429', 'too many writes to this project: wait a moment and retry', 'the fourth write → PT429');
 select ok((select (e ->> 'detail')::jsonb ->> 'retry_after_ms' ~ '^[1-9][0-9]*$'
-             from tests.error_of(format($$select public.upsert_project_file(%L, 'a.ts', 'v4')$$, tests.recall('p1'))) e),
+             from tests.error_of(format($$select fsync.upsert_project_file(%L, 'a.ts', 'v4')$$, tests.recall('p1'))) e),
           'PT429 DETAIL carries a positive integer retry_after_ms');
 select cmp_ok((select ((e ->> 'detail')::jsonb ->> 'retry_after_ms')::bigint
-                 from tests.error_of(format($$select public.upsert_project_file(%L, 'a.ts', 'v4')$$, tests.recall('p1'))) e),
+                 from tests.error_of(format($$select fsync.upsert_project_file(%L, 'a.ts', 'v4')$$, tests.recall('p1'))) e),
               '>', 900000::bigint, 'retry_after_ms reflects the refill rate (1 token at 0.001/s ≈ 1000 s)');
-select throws_ok(format($$select public.delete_project_file(%L, 'a.ts')$$, tests.recall('p1')), 'PT429', null,
+select throws_ok(format($$select fsync.delete_project_file(%L, 'a.ts')$$, tests.recall('p1')), 'PT429', null,
                  'deletes are limited too');
-select throws_ok(format($$select public.bulk_upsert_project_files(%L, '[{"file_path": "b.ts", "content": "b"}]')$$, tests.recall('p1')),
+select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '[{"file_path": "b.ts", "content": "b"}]')$$, tests.recall('p1')),
                  'PT429', null, 'bulks are limited too');
 select tests.reset_authentication();
 select cmp_ok((select tokens from fsync.rate_limit_buckets where subject = tests.get_supabase_uid('alice')::text
@@ -40,13 +40,13 @@ select is((select version from public.project_files where file_path = 'a.ts' and
           'refused calls wrote nothing');
 
 select tests.authenticate_as('alice');
-select lives_ok(format($$select public.upsert_project_file(%L, 'a.ts', 'other project')$$, tests.recall('p2')),
+select lives_ok(format($$select fsync.upsert_project_file(%L, 'a.ts', 'other project')$$, tests.recall('p2')),
                 'buckets are per project');
 select tests.authenticate_as('bob');
-select lives_ok(format($$select public.upsert_project_file(%L, 'bob.ts', 'bob')$$, tests.recall('p1')),
+select lives_ok(format($$select fsync.upsert_project_file(%L, 'bob.ts', 'bob')$$, tests.recall('p1')),
                 'buckets are per user');
 select tests.authenticate_as_service_role();
-select lives_ok(format($$select public.upsert_project_file(%L, 'svc.ts', 'v' || i) from generate_series(1, 20) i$$, tests.recall('p1')),
+select lives_ok(format($$select fsync.upsert_project_file(%L, 'svc.ts', 'v' || i) from generate_series(1, 20) i$$, tests.recall('p1')),
                 'the service role is exempt');
 
 select tests.reset_authentication();

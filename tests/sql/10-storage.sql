@@ -15,11 +15,11 @@ select tests.create_supabase_user('bob');      -- editor of p1
 select tests.create_supabase_user('carol');    -- viewer of p1
 select tests.create_supabase_user('mallory');  -- owner of p2
 select tests.authenticate_as('mallory');
-select tests.remember('p2', public.create_project('p2'));
+select tests.remember('p2', fsync.create_project('p2'));
 select tests.authenticate_as('alice');
-select tests.remember('p1', public.create_project('p1'));
-select public.add_project_member(tests.recall('p1'), tests.get_supabase_uid('bob'), 'editor');
-select public.add_project_member(tests.recall('p1'), tests.get_supabase_uid('carol'), 'viewer');
+select tests.remember('p1', fsync.create_project('p1'));
+select fsync.set_project_member(tests.recall('p1'), tests.get_supabase_uid('bob'), 'editor');
+select fsync.set_project_member(tests.recall('p1'), tests.get_supabase_uid('carol'), 'viewer');
 select tests.reset_authentication();
 
 insert into storage.buckets (id, name) values ('avatars', 'avatars');

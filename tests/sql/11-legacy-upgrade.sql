@@ -5,12 +5,12 @@
 -- the path was soft-deleted), one head per path, types defaulted.
 begin;
 create extension if not exists pgtap;
-select plan(33);
+select plan(35);
 
 select tests.create_supabase_user('alice');
 select tests.create_supabase_user('bob');
 select tests.authenticate_as('bob');
-select tests.remember('l2', public.create_project('existing'));
+select tests.remember('l2', fsync.create_project('existing'));
 select tests.reset_authentication();
 select tests.remember('l1', '10000000-0000-0000-0000-000000000001');  -- has no projects row
 
@@ -176,6 +176,14 @@ select results_eq($$select name, owner_id, last_seq from public.projects where i
                   $$select 'Imported project', tests.get_supabase_uid('alice'), 0::bigint$$,
                   'a project id without a projects row gets one, owned by its first author');
 select is((select count(*)::int from public.projects where id = tests.recall('l2')), 1, 'existing projects are reused');
+select results_eq($$select live_files, live_bytes from public.projects where id in (tests.recall('l1'), tests.recall('l2'))
+                     order by id = tests.recall('l2')$$,
+                  $$values (8::bigint, 36::bigint), (1::bigint, 1::bigint)$$,
+                  'the project caps'' running totals start from the upgraded live heads (removed.ts is a tombstone)');
+select results_eq($$select p.live_files, p.live_bytes from public.projects p where p.id = tests.recall('l1')$$,
+                  $$select count(*), sum(f.size_bytes)::bigint from legacy_fixture.project_files f
+                     where f.project_id = tests.recall('l1') and f.is_current_version and not f.is_deleted$$,
+                  '… which is a recount of the upgraded table');
 
 -- Idempotent, and the real table is upgraded already -------------------------------------------
 create temp table after_first on commit drop as select * from legacy_fixture.project_files;

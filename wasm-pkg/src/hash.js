@@ -5,6 +5,13 @@
 // memory never grows with the input.
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+// Uint8Array's brand check: true for one from any realm (an iframe, a vm context), where
+// `instanceof` is false, and false for an object that only claims the name.
+const typedArrayName = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Uint8Array.prototype),
+  Symbol.toStringTag,
+).get;
+const isUint8Array = (value) => typedArrayName.call(value) === 'Uint8Array';
 
 export function makeContentHash(instance, glue) {
   const [ptr, hexLen, capacity] = glue.hashScratch();
@@ -33,7 +40,7 @@ export function makeContentHash(instance, glue) {
         }
         glue.hashScratchFinish();
       }
-    } else if (value instanceof Uint8Array) {
+    } else if (isUint8Array(value)) {
       if (value.length <= capacity) {
         input.set(value);
         glue.hashScratchInput(value.length);
@@ -46,7 +53,7 @@ export function makeContentHash(instance, glue) {
         glue.hashScratchFinish();
       }
     } else {
-      throw glue.hashInputError();
+      throw glue.hashInputError(value);
     }
     return decoder.decode(hex);
   };

@@ -1,44 +1,8 @@
 //! Typed client errors and how HTTP responses map onto them.
 
+pub use fs_sync_core::ErrorKind;
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
-
-/// What went wrong, as the app branches on it (`error.kind` in JS).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// Someone else saved first (PT409); `details` has the current version and hash.
-    Conflict,
-    /// The request broke a rule (bad path, bad argument; PT422 or another 4xx).
-    Invalid,
-    /// Content over a size limit (PT413).
-    TooLarge,
-    /// Too many writes (PT429); `details.retry_after_ms` says when to try again.
-    RateLimited,
-    /// Missing, expired or insufficient credentials (401/403, 42501, PGRST30x).
-    Unauthorized,
-    /// No such project or file (PT404).
-    NotFound,
-    /// The request did not reach the server or its answer was lost.
-    Network,
-    /// The server failed (5xx) or answered something unreadable.
-    Server,
-}
-
-impl ErrorKind {
-    /// The `kind` string exposed to JS.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Conflict => "conflict",
-            ErrorKind::Invalid => "invalid",
-            ErrorKind::TooLarge => "too_large",
-            ErrorKind::RateLimited => "rate_limited",
-            ErrorKind::Unauthorized => "unauthorized",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::Network => "network",
-            ErrorKind::Server => "server",
-        }
-    }
-}
 
 /// An error with everything the app needs to react: kind, a message for people, and the server's
 /// structured details.
@@ -83,19 +47,7 @@ impl ClientError {
             .as_str()
             .map(str::to_owned)
             .unwrap_or_else(|| format!("the server answered HTTP {status}"));
-        let kind = match (code.as_deref(), status) {
-            (Some("PT409"), _) => ErrorKind::Conflict,
-            (Some("PT422"), _) => ErrorKind::Invalid,
-            (Some("PT413"), _) | (_, 413) => ErrorKind::TooLarge,
-            (Some("PT429"), _) | (_, 429) => ErrorKind::RateLimited,
-            (Some("PT404"), _) => ErrorKind::NotFound,
-            (Some("42501"), _) | (_, 401) | (_, 403) => ErrorKind::Unauthorized,
-            (Some(c), _) if c.starts_with("PGRST3") => ErrorKind::Unauthorized,
-            (_, s) if s >= 500 => ErrorKind::Server,
-            // The RPC itself is missing: the database lacks the migrations, not a client mistake.
-            (Some("PGRST202"), _) => ErrorKind::Server,
-            _ => ErrorKind::Invalid,
-        };
+        let kind = ErrorKind::from_response(code.as_deref(), status);
         ClientError {
             kind,
             message,
@@ -105,12 +57,9 @@ impl ClientError {
         }
     }
 
-    /// True for failures worth retrying: network, 5xx, 429.
+    /// True for failures worth retrying: network, 5xx, 429 (not a missing RPC).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self.kind,
-            ErrorKind::Network | ErrorKind::Server | ErrorKind::RateLimited
-        ) && self.code.as_deref() != Some("PGRST202")
+        self.kind.is_transient() && self.code.as_deref() != Some("PGRST202")
     }
 
     /// The server's `retry_after_ms`, for rate-limit errors.

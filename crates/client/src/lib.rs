@@ -7,15 +7,34 @@
 //! log. Errors reach JS as `FsSyncError`, a real `Error` subclass with a `kind`.
 //!
 //! All JS conversion lives here and in the private modules; fs-sync-core knows nothing of JS.
+//!
+//! Values cross the boundary as JSON: `to_js` is serde_json then `JSON.parse`, `from_js` is
+//! `JSON.stringify` then serde_json, and RPC responses are read as text. serde-wasm-bindgen 0.6.5
+//! (`to_value`/`from_value`, `json_compatible`) was measured against it on a copy of this crate
+//! (Node 20, the package's baseline wasm-release + `wasm-opt -O3` build; µs per conversion,
+//! medians of 3 processes × 7 rounds):
+//!
+//! | payload | JSON | serde-wasm-bindgen |
+//! |---|---|---|
+//! | a `Head` (Rust → JS) | 1.3 | 0.9 |
+//! | an event with 4 KiB of content (JS → `Event`) | 25 | 18; 14 straight to `Event` |
+//! | `saveAll`'s result for 2,000 files (Rust → JS) | 1,270 | 3,150 |
+//! | `get_project_snapshot`'s response for 2,000 files, which `load()` reads (JS → Rust) | 3,000 from the text | 8,600 (`response.json()`, then `from_value`) |
+//! | `.wasm`, gzipped | 126,486 B | 129,974 B |
+//!
+//! JSON is kept: serde-wasm-bindgen saves under 10 µs on small values, next to a request's
+//! milliseconds, costs 2.5–3× on large ones, and takes 3.4 KiB more of the 150 KiB budget.
 
+mod args;
 mod error;
 mod retry;
 mod rpc;
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
-use fs_sync_core::{Disposition, Event, Sequencer, VersionTracker};
+use fs_sync_core::{Action, Disposition, Event, Follower, FollowerConfig, Input, VersionTracker};
 use js_sys::{Function, Promise, Reflect};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -23,8 +42,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 pub use error::{ClientError, ErrorKind};
-use retry::Retry;
 pub use retry::RetryPolicy;
+use retry::{Retry, MAX_WAIT_MS};
 use rpc::{TokenSource, Transport};
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -35,9 +54,12 @@ export type FileType =
 
 export type FsSyncErrorKind =
   | 'conflict' | 'invalid' | 'too_large' | 'rate_limited' | 'unauthorized' | 'not_found'
-  | 'network' | 'server';
+  | 'network' | 'server' | 'rehydrate';
 
-/** Thrown by every call: `kind` to branch on, `details` from the server (conflict: the current head). */
+/**
+ * Thrown by every call: `kind` to branch on, `details` from the server (conflict: the current
+ * head), or `{ argument }` naming the argument a call refused.
+ */
 export interface FsSyncErrorShape extends Error {
   name: 'FsSyncError';
   kind: FsSyncErrorKind;
@@ -47,11 +69,11 @@ export interface FsSyncErrorShape extends Error {
 }
 
 export interface RetryOptions {
-  /** Attempts in all, the first included (default 4; 1 = never retry). */
+  /** Attempts in all, the first included: an integer, at least 1 (default 4; 1 = never retry). */
   maxAttempts?: number;
-  /** First backoff in ms (default 200), doubled per retry, with full jitter. */
+  /** First backoff in ms (default 200), doubled per retry, with full jitter; an integer up to 2147483647. */
   baseDelayMs?: number;
-  /** Cap on one wait in ms (default 5000). */
+  /** Cap on one wait in ms (default 5000); an integer up to 2147483647. */
   maxDelayMs?: number;
 }
 
@@ -112,10 +134,11 @@ export interface LoadResult {
   files: number;
 }
 
+/** `syncNeeded`: the log must be read (a gap, or a position check is due): call `catchUp()`. */
 export type ApplyResult =
-  | { kind: 'applied'; changedPaths: string[]; lastSeq: number }
-  | { kind: 'duplicate'; changedPaths: string[]; lastSeq: number }
-  | { kind: 'gap'; from: number; to: number; changedPaths: string[]; lastSeq: number };
+  | { kind: 'applied'; changedPaths: string[]; lastSeq: number; syncNeeded: boolean }
+  | { kind: 'duplicate'; changedPaths: string[]; lastSeq: number; syncNeeded: boolean }
+  | { kind: 'gap'; from: number; to: number; changedPaths: string[]; lastSeq: number; syncNeeded: boolean };
 
 export interface CatchUpResult {
   applied: number;
@@ -131,16 +154,11 @@ pub fn start() {
 }
 
 /// What `contentHash` (wasm-pkg/src/hash.js, which hashes through the scratch buffer below)
-/// throws for an input that is neither a string nor a Uint8Array: an `FsSyncError` of kind
+/// throws for an `input` that is neither a string nor a Uint8Array: an `FsSyncError` of kind
 /// `invalid`.
 #[wasm_bindgen(js_name = hashInputError)]
-pub fn hash_input_error() -> JsValue {
-    ClientError::local(
-        ErrorKind::Invalid,
-        "contentHash takes a string or a Uint8Array",
-        Value::Null,
-    )
-    .to_js()
+pub fn hash_input_error(input: JsValue) -> JsValue {
+    args::expected("input", "be a string or a Uint8Array", &input).to_js()
 }
 
 /// Size of the input area `contentHash` (wasm-pkg/src/hash.js) encodes strings and copies bytes
@@ -197,14 +215,20 @@ pub fn hash_scratch_finish() {
 /// Throws an `FsSyncError` of kind `invalid` naming the broken rule when `path` is not a valid
 /// project path.
 #[wasm_bindgen(js_name = validatePath)]
-pub fn validate_path(path: &str) -> Result<(), JsValue> {
-    fs_sync_core::validate_path(path).map_err(|e| ClientError::from(e).to_js())
+pub fn validate_path(
+    #[wasm_bindgen(unchecked_param_type = "string")] path: JsValue,
+) -> Result<(), JsValue> {
+    let path = args::path(&path, "path").map_err(|e| e.to_js())?;
+    fs_sync_core::validate_path(&path).map_err(|e| ClientError::from(e).to_js())
 }
 
 /// The file type fs-sync stores for `path`, from its extension.
 #[wasm_bindgen(js_name = inferFileType, unchecked_return_type = "FileType")]
-pub fn infer_file_type(path: &str) -> String {
-    fs_sync_core::infer_file_type(path).as_str().to_owned()
+pub fn infer_file_type(
+    #[wasm_bindgen(unchecked_param_type = "string")] path: JsValue,
+) -> Result<String, JsValue> {
+    let path = args::path(&path, "path").map_err(|e| e.to_js())?;
+    Ok(fs_sync_core::infer_file_type(&path).as_str().to_owned())
 }
 
 /// The `FsSyncError` class, for `instanceof` checks.
@@ -227,7 +251,10 @@ struct Inner {
 
 struct State {
     heads: VersionTracker,
-    order: Sequencer<Event>,
+    /// Core's change-log follower: ordering, gaps, paging and position checks.
+    follow: Follower<Event>,
+    /// The request the follower asked for that `catchUp()` has not made yet.
+    wants: Option<Action<Event>>,
     /// Loads in flight.
     loads: u32,
     /// While a load is in flight, every head that moved: replayed over the snapshot when it
@@ -295,55 +322,107 @@ fn to_js<T: Serialize>(value: &T) -> JsValue {
         .unwrap_or(JsValue::NULL)
 }
 
-/// A JS value (plain data) to JSON, or an `invalid` error naming `what`.
-fn from_js(value: &JsValue, what: &str) -> Result<Value, ClientError> {
+/// A JS value (plain data) to JSON, or an `invalid` error naming the argument `name`.
+fn from_js(value: &JsValue, name: &str) -> Result<Value, ClientError> {
+    // JSON.stringify throws on a BigInt or a cycle, and gives undefined for a symbol.
     let text = js_sys::JSON::stringify(value)
         .ok()
         .and_then(|t| t.as_string())
-        .ok_or_else(|| {
-            ClientError::local(
-                ErrorKind::Invalid,
-                format!("{what} is not JSON data"),
-                Value::Null,
-            )
-        })?;
-    serde_json::from_str(&text).map_err(|e| {
-        ClientError::local(
-            ErrorKind::Invalid,
-            format!("{what} is not JSON data: {e}"),
-            Value::Null,
-        )
-    })
+        .ok_or_else(|| args::invalid(name, "is not JSON data"))?;
+    serde_json::from_str(&text).map_err(|e| args::invalid(name, format!("is not JSON data: {e}")))
 }
 
-fn invalid(message: impl Into<String>) -> JsValue {
-    ClientError::local(ErrorKind::Invalid, message, Value::Null).to_js()
+/// One of `saveAll`'s files.
+struct FileInput {
+    path: String,
+    content: Option<String>,
+    file_type: Option<String>,
+    delete: bool,
 }
 
-fn string_option(options: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
-    let v = Reflect::get(options, &key.into()).unwrap_or(JsValue::UNDEFINED);
-    if v.is_undefined() || v.is_null() {
-        return Ok(None);
+/// `saveAll`'s `files`.
+fn parse_files(files: &JsValue) -> Result<Vec<FileInput>, ClientError> {
+    args::array(files, "files")?
+        .iter()
+        .enumerate()
+        .map(|(i, file)| {
+            let name = format!("files[{i}]");
+            let file = args::record(&file, &name)?;
+            Ok(FileInput {
+                path: args::field(&file, &name, "path", args::path)?,
+                content: args::optional_field(&file, &name, "content", args::string)?,
+                file_type: args::optional_field(&file, &name, "fileType", args::file_type)?,
+                delete: args::optional_field(&file, &name, "delete", args::boolean)?
+                    .unwrap_or(false),
+            })
+        })
+        .collect()
+}
+
+/// The constructor's `options`: the transport, and the project id.
+fn parse_options(options: &JsValue) -> Result<(Transport, String), ClientError> {
+    let options = args::record(options, "options")?;
+    let required = |key: &str| {
+        args::field(&options, "options", key, |value, name| {
+            let s = args::string(value, name)?;
+            if s.is_empty() {
+                return Err(args::invalid(name, "must not be empty"));
+            }
+            Ok(s)
+        })
+    };
+    let supabase_url = required("supabaseUrl")?;
+    let anon_key = required("anonKey")?;
+    let project_id = required("projectId")?;
+    let token = match (
+        args::optional_field(&options, "options", "getAccessToken", args::function)?,
+        args::optional_field(&options, "options", "accessToken", args::string)?,
+    ) {
+        (Some(f), _) => TokenSource::Callback(f),
+        (None, Some(t)) => TokenSource::Fixed(t),
+        (None, None) => TokenSource::Anon,
+    };
+    let (fetch, fetch_this) =
+        match args::optional_field(&options, "options", "fetch", args::function)? {
+            Some(f) => (f, JsValue::UNDEFINED),
+            None => {
+                let global = js_sys::global();
+                let f = Reflect::get(&global, &"fetch".into())
+                    .ok()
+                    .and_then(|f| f.dyn_into::<Function>().ok())
+                    .ok_or_else(|| {
+                        args::invalid("options.fetch", "is needed: there is no global fetch")
+                    })?;
+                (f, global.into())
+            }
+        };
+    let mut retry = RetryPolicy::default();
+    if let Some(r) = args::optional_field(&options, "options", "retry", args::record)? {
+        let field = |key: &str, range| {
+            args::optional_field(&r, "options.retry", key, |value, name| {
+                args::integer(value, name, range)
+            })
+        };
+        let wait = 0..=MAX_WAIT_MS;
+        if let Some(n) = field("maxAttempts", 1..=u32::MAX)? {
+            retry.max_attempts = n;
+        }
+        if let Some(n) = field("baseDelayMs", wait.clone())? {
+            retry.base_delay_ms = n.into();
+        }
+        if let Some(n) = field("maxDelayMs", wait)? {
+            retry.max_delay_ms = n.into();
+        }
     }
-    v.as_string()
-        .map(Some)
-        .ok_or_else(|| invalid(format!("option {key} must be a string")))
-}
-
-fn function_option(options: &JsValue, key: &str) -> Result<Option<Function>, JsValue> {
-    let v = Reflect::get(options, &key.into()).unwrap_or(JsValue::UNDEFINED);
-    if v.is_undefined() || v.is_null() {
-        return Ok(None);
-    }
-    v.dyn_into::<Function>()
-        .map(Some)
-        .map_err(|_| invalid(format!("option {key} must be a function")))
-}
-
-fn number_option(options: &JsValue, key: &str) -> Option<f64> {
-    Reflect::get(options, &key.into())
-        .ok()
-        .and_then(|v| v.as_f64())
+    let transport = Transport {
+        rpc_url: format!("{}/rest/v1/rpc/", supabase_url.trim_end_matches('/')),
+        anon_key,
+        token,
+        fetch,
+        fetch_this,
+        retry,
+    };
+    Ok((transport, project_id))
 }
 
 fn promise<F>(future: F) -> Promise
@@ -360,64 +439,15 @@ impl FsSyncClient {
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "ClientOptions")] options: JsValue,
     ) -> Result<FsSyncClient, JsValue> {
-        if !options.is_object() {
-            return Err(invalid("FsSyncClient needs an options object"));
-        }
-        let required = |key: &str| {
-            string_option(&options, key)?
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| invalid(format!("option {key} is required")))
-        };
-        let supabase_url = required("supabaseUrl")?;
-        let anon_key = required("anonKey")?;
-        let project_id = required("projectId")?;
-        let token = match (
-            function_option(&options, "getAccessToken")?,
-            string_option(&options, "accessToken")?,
-        ) {
-            (Some(f), _) => TokenSource::Callback(f),
-            (None, Some(t)) => TokenSource::Fixed(t),
-            (None, None) => TokenSource::Anon,
-        };
-        let global = js_sys::global();
-        let (fetch, fetch_this) = match function_option(&options, "fetch")? {
-            Some(f) => (f, JsValue::UNDEFINED),
-            None => {
-                let f = Reflect::get(&global, &"fetch".into())
-                    .ok()
-                    .and_then(|f| f.dyn_into::<Function>().ok())
-                    .ok_or_else(|| invalid("no global fetch: pass options.fetch"))?;
-                (f, global.into())
-            }
-        };
-        let mut retry = RetryPolicy::default();
-        if let Ok(r) = Reflect::get(&options, &"retry".into()) {
-            if r.is_object() {
-                if let Some(n) = number_option(&r, "maxAttempts") {
-                    retry.max_attempts = n.max(1.0) as u32;
-                }
-                if let Some(n) = number_option(&r, "baseDelayMs") {
-                    retry.base_delay_ms = n.max(0.0) as u64;
-                }
-                if let Some(n) = number_option(&r, "maxDelayMs") {
-                    retry.max_delay_ms = n.max(0.0) as u64;
-                }
-            }
-        }
+        let (transport, project_id) = parse_options(&options).map_err(|e| e.to_js())?;
         Ok(FsSyncClient {
             inner: Rc::new(Inner {
-                transport: Transport {
-                    rpc_url: format!("{}/rest/v1/rpc/", supabase_url.trim_end_matches('/')),
-                    anon_key,
-                    token,
-                    fetch,
-                    fetch_this,
-                    retry,
-                },
+                transport,
                 project_id,
                 state: RefCell::new(State {
                     heads: VersionTracker::new(),
-                    order: Sequencer::new(0),
+                    follow: Follower::new(0, now(), FollowerConfig::default()),
+                    wants: None,
                     loads: 0,
                     journal: Vec::new(),
                 }),
@@ -434,7 +464,7 @@ impl FsSyncClient {
     /// The last change-log seq applied to the tracker.
     #[wasm_bindgen(getter, js_name = lastSeq)]
     pub fn last_seq(&self) -> f64 {
-        self.inner.state.borrow().order.last_applied() as f64
+        self.inner.state.borrow().follow.applied() as f64
     }
 
     /// Loads every live head and the seq they reflect, in one consistent read.
@@ -472,7 +502,7 @@ impl FsSyncClient {
             for (path, version, hash) in &journal {
                 state.heads.record(path, *version, hash.as_deref());
             }
-            state.order.advance_to(as_of);
+            state.follow.advance_to(as_of);
             Ok(to_js(&json!({"asOfSeq": as_of, "files": files.len()})))
         })
     }
@@ -483,12 +513,22 @@ impl FsSyncClient {
     #[wasm_bindgen(unchecked_return_type = "Promise<Head>")]
     pub fn save(
         &self,
-        path: String,
-        content: String,
-        #[wasm_bindgen(unchecked_param_type = "FileType | undefined")] file_type: Option<String>,
+        #[wasm_bindgen(unchecked_param_type = "string")] path: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] content: JsValue,
+        #[wasm_bindgen(js_name = fileType, unchecked_optional_param_type = "FileType")]
+        file_type: JsValue,
     ) -> Promise {
         let inner = self.inner.clone();
+        let parsed = args::path(&path, "path").and_then(|path| {
+            let content = args::string(&content, "content")?;
+            Ok((
+                path,
+                content,
+                args::optional(&file_type, "fileType", args::file_type)?,
+            ))
+        });
         promise(async move {
+            let (path, content, file_type) = parsed?;
             fs_sync_core::validate_path(&path)?;
             let hash = fs_sync_core::content_hash(content.as_bytes());
             let expected = {
@@ -531,9 +571,14 @@ impl FsSyncClient {
 
     /// Deletes `path` (a tombstone version), checked against the known version.
     #[wasm_bindgen(unchecked_return_type = "Promise<Head>")]
-    pub fn remove(&self, path: String) -> Promise {
+    pub fn remove(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] path: JsValue,
+    ) -> Promise {
         let inner = self.inner.clone();
+        let parsed = args::path(&path, "path");
         promise(async move {
+            let path = parsed?;
             fs_sync_core::validate_path(&path)?;
             let expected = inner.known_version(&path);
             let v = inner
@@ -553,9 +598,15 @@ impl FsSyncClient {
 
     /// Moves `from` to `to` as one change (one event).
     #[wasm_bindgen(unchecked_return_type = "Promise<Head>")]
-    pub fn rename(&self, from: String, to: String) -> Promise {
+    pub fn rename(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] from: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] to: JsValue,
+    ) -> Promise {
         let inner = self.inner.clone();
+        let parsed = args::path(&from, "from").and_then(|from| Ok((from, args::path(&to, "to")?)));
         promise(async move {
+            let (from, to) = parsed?;
             fs_sync_core::validate_path(&from)?;
             fs_sync_core::validate_path(&to)?;
             let expected = inner.known_version(&from);
@@ -583,33 +634,21 @@ impl FsSyncClient {
         #[wasm_bindgen(unchecked_param_type = "FileInput[]")] files: JsValue,
     ) -> Promise {
         let inner = self.inner.clone();
-        let parsed = from_js(&files, "saveAll's files");
+        // Read synchronously: the caller may change the array once this returns.
+        let parsed = parse_files(&files);
         promise(async move {
-            let Value::Array(files) = parsed? else {
-                return Err(ClientError::local(
-                    ErrorKind::Invalid,
-                    "saveAll takes an array of files",
-                    Value::Null,
-                ));
-            };
+            let files = parsed?;
             let mut entries = Vec::with_capacity(files.len());
             for f in &files {
-                let path = f["path"].as_str().ok_or_else(|| {
-                    ClientError::local(
-                        ErrorKind::Invalid,
-                        format!("file without a path: {f}"),
-                        Value::Null,
-                    )
-                })?;
+                let path = f.path.as_str();
                 fs_sync_core::validate_path(path)?;
-                let delete = f["delete"].as_bool().unwrap_or(false);
-                let expected = if delete {
+                let expected = if f.delete {
                     inner.known_version(path)
                 } else {
                     Some(inner.state.borrow().heads.expected_version(path))
                 };
-                entries.push(json!({"file_path": path, "content": f.get("content"), "file_type": f.get("fileType"),
-                                    "delete": delete, "expected_version": expected}));
+                entries.push(json!({"file_path": path, "content": f.content,
+                    "file_type": f.file_type, "delete": f.delete, "expected_version": expected}));
             }
             let v = inner
                 .call(
@@ -647,95 +686,157 @@ impl FsSyncClient {
     /// tracker. Returns `applied` with the paths that changed, `duplicate` for one already seen, or
     /// `gap` with the missing range: then call `catchUp()`.
     #[wasm_bindgen(js_name = applyEvent, unchecked_return_type = "ApplyResult")]
-    pub fn apply_event(&self, payload: JsValue) -> Result<JsValue, JsValue> {
-        let value = from_js(&payload, "the event payload").map_err(|e| e.to_js())?;
+    pub fn apply_event(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "object")] payload: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let payload = args::record(&payload, "payload")
+            .and_then(|p| from_js(&p, "payload"))
+            .map_err(|e| e.to_js())?;
         // supabase-js hands listeners {type, event, payload, meta}; accept that too.
-        let value = match value.get("seq") {
-            None if value.get("payload").is_some() => value["payload"].clone(),
-            _ => value,
+        let value = match payload.get("seq") {
+            None if payload.get("payload").is_some() => payload["payload"].clone(),
+            _ => payload,
         };
-        let event = parse_event(value).map_err(|e| e.to_js())?;
+        let event = parse_event(value, "payload").map_err(|e| e.to_js())?;
         let mut state = self.inner.state.borrow_mut();
-        let seq = event.seq;
-        let result = match state.order.offer(seq, event) {
-            Disposition::Duplicate => json!({"kind": "duplicate", "changedPaths": []}),
-            Disposition::Gap { from, to } => {
-                json!({"kind": "gap", "from": from, "to": to, "changedPaths": []})
-            }
-            Disposition::Apply => {
-                let changed = drain(&mut state).map_err(|e| e.to_js())?;
-                json!({"kind": "applied", "changedPaths": changed})
-            }
+        let disposition = state.follow.offer(now(), event);
+        let changed = settle(&mut state).map_err(|e| e.to_js())?;
+        let mut result = match disposition {
+            Disposition::Duplicate => json!({"kind": "duplicate"}),
+            Disposition::Gap { from, to } => json!({"kind": "gap", "from": from, "to": to}),
+            Disposition::Apply => json!({"kind": "applied"}),
         };
-        let mut result = result;
-        result["lastSeq"] = json!(state.order.last_applied());
+        result["changedPaths"] = json!(changed);
+        result["lastSeq"] = json!(state.follow.applied());
+        result["syncNeeded"] = json!(state.wants.is_some());
         Ok(to_js(&result))
     }
 
-    /// Reads the change log after the last applied seq (list_project_events) and applies it.
+    /// Reads the change log after the last applied seq (list_project_events, page by page) and
+    /// applies it, and answers a position check the follower asked for. Call it after a
+    /// `syncNeeded` result, after the channel (re)subscribes, and every `nextSyncInMs`.
     #[wasm_bindgen(js_name = catchUp, unchecked_return_type = "Promise<CatchUpResult>")]
     pub fn catch_up(&self) -> Promise {
         let inner = self.inner.clone();
         promise(async move {
-            const PAGE: u64 = 500;
-            let mut applied = 0u64;
+            let before = inner.state.borrow().follow.applied();
             let mut changed = Vec::new();
-            loop {
-                let after = inner.state.borrow().order.last_applied();
-                let rows = inner
-                    .call(
-                        "list_project_events",
-                        json!({"project_uuid": inner.project_id, "after_seq": after, "max_events": PAGE}),
-                    )
-                    .await?;
-                let rows = rows.as_array().cloned().unwrap_or_default();
+            {
                 let mut state = inner.state.borrow_mut();
-                for row in &rows {
-                    let event = parse_event(row.clone())?;
-                    state.order.offer(event.seq, event);
+                if state.wants.is_none() {
+                    state.follow.catch_up_now();
                 }
-                let before = state.order.last_applied();
-                changed.extend(drain(&mut state)?);
-                applied += state.order.last_applied() - before;
-                if (rows.len() as u64) < PAGE || state.order.last_applied() == before {
-                    let last = state.order.last_applied();
-                    changed.sort();
-                    changed.dedup();
-                    return Ok(to_js(
-                        &json!({"applied": applied, "changedPaths": changed, "lastSeq": last}),
-                    ));
-                }
+                changed.extend(settle(&mut state)?);
             }
+            loop {
+                let wanted = inner.state.borrow_mut().wants.take();
+                let input = match wanted {
+                    None => break,
+                    Some(Action::FetchEvents { after, limit }) => {
+                        let rows = inner
+                            .call(
+                                "list_project_events",
+                                json!({"project_uuid": inner.project_id, "after_seq": after, "max_events": limit}),
+                            )
+                            .await;
+                        let rows = rows.map_err(|e| inner.keep_wanting(wanted, e))?;
+                        let mut page = Vec::new();
+                        for row in rows.as_array().cloned().unwrap_or_default() {
+                            page.push(parse_event(row, "list_project_events row")?);
+                        }
+                        Input::Page(page)
+                    }
+                    Some(Action::CheckPosition) => {
+                        let v = inner
+                            .call(
+                                "get_project_sync_state",
+                                json!({"project_uuid": inner.project_id}),
+                            )
+                            .await
+                            .map_err(|e| inner.keep_wanting(wanted, e))?;
+                        Input::Position(v["seq"].as_u64().unwrap_or(0))
+                    }
+                    Some(Action::Rehydrate { reason }) => {
+                        // Until the app reloads (load() advances past the pruned range).
+                        inner.state.borrow_mut().wants = Some(Action::Rehydrate {
+                            reason: reason.clone(),
+                        });
+                        return Err(ClientError::local(
+                            ErrorKind::Rehydrate,
+                            format!("{reason}: call load() to start again from the current files"),
+                            Value::Null,
+                        ));
+                    }
+                    Some(Action::Apply(_) | Action::Persist { .. }) => {
+                        unreachable!("settle applies and persists itself")
+                    }
+                };
+                let mut state = inner.state.borrow_mut();
+                state.follow.handle(now(), input);
+                changed.extend(settle(&mut state)?);
+            }
+            let last = inner.state.borrow().follow.applied();
+            changed.sort();
+            changed.dedup();
+            Ok(to_js(
+                &json!({"applied": last - before, "changedPaths": changed, "lastSeq": last}),
+            ))
         })
+    }
+
+    /// Milliseconds until the follower wants the log read again (a position check: a dropped
+    /// last event has no successor to reveal it); call `catchUp()` then.
+    #[wasm_bindgen(getter, js_name = nextSyncInMs)]
+    pub fn next_sync_in_ms(&self) -> f64 {
+        let state = self.inner.state.borrow();
+        if state.wants.is_some() {
+            return 0.0;
+        }
+        match state.follow.next_wakeup() {
+            Some(at) => at.saturating_sub(now()).as_secs_f64() * 1e3,
+            None => 0.0,
+        }
     }
 
     /// What the client knows of `path`, or undefined.
     #[wasm_bindgen(unchecked_return_type = "KnownHead | undefined")]
-    pub fn head(&self, path: &str) -> JsValue {
-        match self.inner.state.borrow().heads.head(path) {
+    pub fn head(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] path: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let path = args::path(&path, "path").map_err(|e| e.to_js())?;
+        Ok(match self.inner.state.borrow().heads.head(&path) {
             Some(h) => to_js(
                 &json!({"version": h.version, "contentHash": h.content_hash, "deleted": h.is_deleted()}),
             ),
             None => JsValue::UNDEFINED,
-        }
+        })
     }
 
     /// True when `content` differs from the known head of `path` (or the path has none).
     #[wasm_bindgen(js_name = isDirty)]
-    pub fn is_dirty(&self, path: &str, content: &str) -> bool {
-        !self
-            .inner
-            .state
-            .borrow()
-            .heads
-            .is_noop(path, &fs_sync_core::content_hash(content.as_bytes()))
+    pub fn is_dirty(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] path: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] content: JsValue,
+    ) -> Result<bool, JsValue> {
+        let path = args::path(&path, "path").map_err(|e| e.to_js())?;
+        let content = args::string(&content, "content").map_err(|e| e.to_js())?;
+        let hash = fs_sync_core::content_hash(content.as_bytes());
+        Ok(!self.inner.state.borrow().heads.is_noop(&path, &hash))
     }
 
     /// Whether a feature flag is on for the signed-in user.
     #[wasm_bindgen(js_name = isFeatureEnabled, unchecked_return_type = "Promise<boolean>")]
-    pub fn is_feature_enabled(&self, flag: String) -> Promise {
+    pub fn is_feature_enabled(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] flag: JsValue,
+    ) -> Promise {
         let inner = self.inner.clone();
+        let parsed = args::string(&flag, "flag");
         promise(async move {
+            let flag = parsed?;
             let v = inner
                 .call("is_feature_enabled", json!({"flag_key": flag}))
                 .await?;
@@ -755,6 +856,13 @@ impl FsSyncClient {
 }
 
 impl Inner {
+    /// A request failed: it stays wanted (the transport already retried what it may), so the
+    /// next `catchUp()` makes it again.
+    fn keep_wanting(&self, wanted: Option<Action<Event>>, e: ClientError) -> ClientError {
+        self.state.borrow_mut().wants = wanted;
+        e
+    }
+
     async fn call(&self, name: &str, args: Value) -> Result<Value, ClientError> {
         self.transport.call(name, &args, Retry::Transient).await
     }
@@ -771,39 +879,76 @@ impl Inner {
     }
 }
 
-fn parse_event(value: Value) -> Result<Event, ClientError> {
-    let event: Event = serde_json::from_value(value).map_err(|e| {
-        ClientError::local(
-            ErrorKind::Invalid,
-            format!("not an fs-sync event: {e}"),
-            Value::Null,
-        )
-    })?;
-    event
-        .changes()
-        .map_err(|e| ClientError::local(ErrorKind::Invalid, e.to_string(), Value::Null))?;
+/// Seqs and versions come back to JS as numbers, exact only up to 2^53 - 1.
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// An event, from `name` (the argument, or where the server's rows came from).
+fn parse_event(value: Value, name: &str) -> Result<Event, ClientError> {
+    let not_event =
+        |e: &dyn std::fmt::Display| args::invalid(name, format!("is not an fs-sync event: {e}"));
+    let event: Event = serde_json::from_value(value).map_err(|e| not_event(&e))?;
+    event.changes().map_err(|e| not_event(&e))?;
+    let numbers = [Some(event.seq), event.version, event.from_version]
+        .into_iter()
+        .flatten()
+        .chain(event.files.iter().flatten().map(|f| f.version));
+    if let Some(n) = numbers.max().filter(|&n| n > MAX_SAFE_INTEGER) {
+        return Err(not_event(&format!("{n} is above Number.MAX_SAFE_INTEGER")));
+    }
     Ok(event)
 }
 
-/// Applies every event that is next in order; returns the paths whose head moved.
-fn drain(state: &mut State) -> Result<Vec<String>, ClientError> {
+/// Does the follower's local work: applies to the tracker what it hands out, in order. Stops at
+/// the first request it asks for (kept in `wants` for `catchUp()`). Returns the paths whose head
+/// moved.
+fn settle(state: &mut State) -> Result<Vec<String>, ClientError> {
     let mut changed = Vec::new();
-    while let Some(event) = state.order.pop_ready() {
-        let paths = state
-            .heads
-            .apply_event(&event)
-            .map_err(|e| ClientError::local(ErrorKind::Invalid, e.to_string(), Value::Null))?;
-        if state.loads > 0 {
-            for path in &paths {
-                let head = state
-                    .heads
-                    .head(path)
-                    .expect("a path that just moved has a head");
-                let entry = (path.clone(), head.version, head.content_hash.clone());
-                state.journal.push(entry);
+    let mut refused = None;
+    while state.wants.is_none() {
+        let Some(action) = state.follow.poll(now()) else {
+            break;
+        };
+        let batch = match action {
+            Action::Apply(batch) => batch,
+            Action::Persist { .. } => continue,
+            other => {
+                state.wants = Some(other);
+                break;
+            }
+        };
+        for event in &batch {
+            match state.heads.apply_event(event) {
+                Ok(paths) => {
+                    if state.loads > 0 {
+                        for path in &paths {
+                            let head = state
+                                .heads
+                                .head(path)
+                                .expect("a path that just moved has a head");
+                            let entry = (path.clone(), head.version, head.content_hash.clone());
+                            state.journal.push(entry);
+                        }
+                    }
+                    changed.extend(paths);
+                }
+                // The event is past (its seq is used); the first refusal is reported.
+                Err(e) => {
+                    refused.get_or_insert_with(|| {
+                        ClientError::local(ErrorKind::Invalid, e.to_string(), Value::Null)
+                    });
+                }
             }
         }
-        changed.extend(paths);
+        let through = batch.last().map_or(0, |e| e.seq);
+        state.follow.handle(now(), Input::Applied { through });
     }
-    Ok(changed)
+    match refused {
+        Some(e) => Err(e),
+        None => Ok(changed),
+    }
+}
+
+/// Now, on the wall clock: the follower only compares times it was given.
+fn now() -> Duration {
+    Duration::from_secs_f64(js_sys::Date::now() / 1e3)
 }

@@ -2,6 +2,10 @@
 
 use crate::error::ClientError;
 
+/// The longest wait a timer honours: gloo-timers hands setTimeout the delay as an i32 (a larger
+/// u32 turns negative) and setTimeout fires at once for anything longer.
+pub(crate) const MAX_WAIT_MS: u32 = i32::MAX as u32;
+
 /// Which failures a call may retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Retry {

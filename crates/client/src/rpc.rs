@@ -5,8 +5,9 @@ use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+use crate::args;
 use crate::error::{ClientError, ErrorKind};
-use crate::retry::{Retry, RetryPolicy};
+use crate::retry::{Retry, RetryPolicy, MAX_WAIT_MS};
 
 /// Where the bearer token comes from.
 pub(crate) enum TokenSource {
@@ -46,8 +47,8 @@ impl Transport {
                     .delay_ms_for(retry, attempt, &e, js_sys::Math::random())
                 {
                     Some(ms) => {
-                        gloo_timers::future::TimeoutFuture::new(ms.min(u64::from(u32::MAX)) as u32)
-                            .await;
+                        let ms = ms.min(u64::from(MAX_WAIT_MS)) as u32;
+                        gloo_timers::future::TimeoutFuture::new(ms).await;
                         attempt += 1;
                     }
                     None => return Err(e),
@@ -81,10 +82,11 @@ impl Transport {
         let response = JsFuture::from(Promise::resolve(&response))
             .await
             .map_err(network)?;
+        // A fetch that resolves to something else is the caller's bug: not retried.
         let status = Reflect::get(&response, &"status".into())
             .ok()
             .and_then(|s| s.as_f64())
-            .ok_or_else(|| server("fetch returned something that is not a Response"))?
+            .ok_or_else(|| args::expected("options.fetch", "resolve to a Response", &response))?
             as u16;
         let text = method(&response, "text")?;
         let text = JsFuture::from(Promise::resolve(&text))
@@ -109,13 +111,16 @@ impl Transport {
             TokenSource::Callback(f) => {
                 let v = f.call0(&JsValue::NULL).map_err(auth)?;
                 let v = JsFuture::from(Promise::resolve(&v)).await.map_err(auth)?;
-                v.as_string().filter(|t| !t.is_empty()).ok_or_else(|| {
-                    ClientError::local(
+                // Signed out (no session) is a state, not a bug: no token means unauthorized.
+                if v.is_undefined() || v.is_null() || v.as_string().is_some_and(|t| t.is_empty()) {
+                    return Err(ClientError::local(
                         ErrorKind::Unauthorized,
                         "getAccessToken() returned no token",
                         Value::Null,
-                    )
-                })
+                    ));
+                }
+                v.as_string()
+                    .ok_or_else(|| args::expected("options.getAccessToken", "return a string", &v))
             }
         }
     }
@@ -129,21 +134,19 @@ fn method(target: &JsValue, name: &str) -> Result<JsValue, ClientError> {
     let f: Function = Reflect::get(target, &name.into())
         .ok()
         .and_then(|f| f.dyn_into().ok())
-        .ok_or_else(|| server(&format!("response has no {name}()")))?;
+        .ok_or_else(|| {
+            args::invalid(
+                "options.fetch",
+                format!("resolved to a Response without {name}()"),
+            )
+        })?;
     f.call0(target).map_err(network)
-}
-
-fn describe(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| "unknown error".into())
 }
 
 fn network(e: JsValue) -> ClientError {
     ClientError::local(
         ErrorKind::Network,
-        format!("request failed: {}", describe(&e)),
+        format!("request failed: {}", args::describe(&e)),
         Value::Null,
     )
 }
@@ -151,7 +154,7 @@ fn network(e: JsValue) -> ClientError {
 fn auth(e: JsValue) -> ClientError {
     ClientError::local(
         ErrorKind::Unauthorized,
-        format!("getAccessToken() failed: {}", describe(&e)),
+        format!("getAccessToken() failed: {}", args::describe(&e)),
         Value::Null,
     )
 }

@@ -5,60 +5,15 @@
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{source_file, source_tree as tree};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use fs_sync_core::{
     content_hash, extract_snapshot, read_snapshot, Limits, Manifest, ManifestEntry, SnapshotWriter,
     WriteOptions,
 };
-
-/// Deterministic source-like text of about `len` bytes.
-fn source_file(seed: u64, len: usize) -> Vec<u8> {
-    const WORDS: &[&str] = &[
-        "const",
-        "export",
-        "function",
-        "return",
-        "import",
-        "from",
-        "props",
-        "state",
-        "useEffect",
-        "=>",
-        "{",
-        "}",
-        "(",
-        ")",
-        ";",
-        "await",
-        "fetch",
-        "value",
-        "items.map",
-        "className",
-    ];
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut out = Vec::with_capacity(len + 16);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(WORDS[(x % WORDS.len() as u64) as usize].as_bytes());
-        out.push(if x % 9 == 0 { b'\n' } else { b' ' });
-    }
-    out
-}
-
-fn tree(n: usize) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = (0..n)
-        .map(|i| {
-            let path = format!("src/m{}/c{}/file{i}.tsx", i % 17, i % 5);
-            (path, source_file(i as u64, 5000))
-        })
-        .collect();
-    files.sort();
-    files
-}
 
 fn build(files: &[(String, Vec<u8>)]) -> Vec<u8> {
     let entries = files
@@ -97,7 +52,9 @@ fn snapshots(c: &mut Criterion) {
         }
         g.bench_function("build", |b| b.iter(|| build(&files)));
         g.bench_function("read_verify", |b| {
-            b.iter(|| read_snapshot(&zip[..], &Limits::default(), |_, _| Ok(())).unwrap())
+            b.iter(|| {
+                read_snapshot(&zip[..], &Limits::default(), |_| Ok(()), |_, _| Ok(())).unwrap()
+            })
         });
         let dir = tempfile::tempdir().unwrap();
         let mut round = 0u32;
@@ -105,7 +62,7 @@ fn snapshots(c: &mut Criterion) {
             b.iter(|| {
                 round += 1;
                 let target = dir.path().join(format!("t{round}"));
-                extract_snapshot(&zip[..], &target, &Limits::default()).unwrap();
+                extract_snapshot(&zip[..], &target, &Limits::default(), |_| Ok(())).unwrap();
             })
         });
         g.finish();

@@ -54,7 +54,7 @@ pub struct BulkFile {
     pub deleted: bool,
 }
 
-/// The event payload of DESIGN.md, as written by the SQL write functions.
+/// The event payload of docs/contracts.md, as written by the SQL write functions.
 ///
 /// Unknown fields are ignored so newer servers can add fields without breaking older consumers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

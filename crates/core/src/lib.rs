@@ -33,27 +33,38 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod cadence;
+mod error_kind;
 mod event;
 mod filetype;
+mod follower;
 mod hash;
+mod limits;
 mod manifest;
 mod path;
 mod sequencer;
 mod snapshot;
 mod tracker;
 
+pub use cadence::{CheckCadence, FIRST_CHECK_AFTER_ACTIVITY};
+pub use error_kind::ErrorKind;
 pub use event::{
     BulkFile, Change, Event, EventError, EventKind, EVENT_VERSION, MAX_INLINE_CONTENT,
 };
 pub use filetype::{extension, infer_file_type, is_precompressed, FileType};
+pub use follower::{
+    Action, Backoff, Failure, Follower, FollowerConfig, FollowerStats, Input, Sequenced,
+};
 pub use hash::{content_digest, content_hash, is_content_hash, ContentHasher};
+pub use limits::{MAX_PROJECT_BYTES, MAX_PROJECT_FILES};
 pub use manifest::{Manifest, ManifestEntry, ManifestError, MANIFEST_FORMAT, MANIFEST_PATH};
 pub use path::{
-    install_nfc, validate_path, PathError, PathRule, MAX_PATH_BYTES, MAX_SEGMENTS, RESERVED_DIR,
+    install_nfc, validate_path, PathError, PathRule, MAX_PATH_BYTES, MAX_SEGMENTS,
+    MAX_SEGMENT_BYTES, RESERVED_DIR,
 };
 pub use sequencer::{classify, Disposition, Sequencer};
 pub use snapshot::{
-    extract_snapshot, read_snapshot, Limits, SnapshotError, SnapshotSummary, SnapshotWriter,
-    WriteOptions,
+    displace, extract_snapshot, read_snapshot, remove_staging_leftovers, Extraction, Limits,
+    SnapshotError, SnapshotSummary, SnapshotWriter, WriteOptions,
 };
 pub use tracker::{Head, VersionTracker};

@@ -10,6 +10,9 @@ use std::sync::OnceLock;
 pub const MAX_PATH_BYTES: usize = 1024;
 /// Most `/`-separated segments a path may have.
 pub const MAX_SEGMENTS: usize = 64;
+/// Longest segment (file or folder name) accepted, in UTF-8 bytes: Linux's `NAME_MAX`, so that a
+/// container can create every path the database accepts.
+pub const MAX_SEGMENT_BYTES: usize = 255;
 /// Folder reserved for fs-sync's own files inside a snapshot or project tree.
 pub const RESERVED_DIR: &str = ".fs-sync";
 
@@ -35,6 +38,8 @@ pub enum PathRule {
     DotSegment,
     /// More than [`MAX_SEGMENTS`] segments.
     TooManySegments,
+    /// A segment longer than [`MAX_SEGMENT_BYTES`] bytes.
+    SegmentTooLong,
     /// Not in Unicode normalization form C.
     NotNfc,
     /// Inside the reserved `.fs-sync` folder.
@@ -54,6 +59,7 @@ impl PathRule {
             PathRule::EmptySegment => "empty_segment",
             PathRule::DotSegment => "dot_segment",
             PathRule::TooManySegments => "too_many_segments",
+            PathRule::SegmentTooLong => "segment_too_long",
             PathRule::NotNfc => "not_nfc",
             PathRule::Reserved => "reserved",
         }
@@ -77,6 +83,9 @@ pub struct PathError {
     /// What exactly is wrong, for people.
     pub detail: String,
 }
+
+/// Characters of an over-long segment that its refusal message shows (as SQL's does).
+const SEGMENT_SHOWN_CHARS: usize = 32;
 
 /// Checks `path` against the rules, returning the first one it breaks.
 ///
@@ -145,6 +154,17 @@ pub fn validate_path(path: &str) -> Result<(), PathError> {
         return refuse(
             PathRule::TooManySegments,
             format!("{segments} segments, at most {MAX_SEGMENTS} allowed"),
+        );
+    }
+    if let Some(segment) = path.split('/').find(|s| s.len() > MAX_SEGMENT_BYTES) {
+        let start: String = segment.chars().take(SEGMENT_SHOWN_CHARS).collect();
+        return refuse(
+            PathRule::SegmentTooLong,
+            format!(
+                "segment {}… is {} bytes, at most {MAX_SEGMENT_BYTES} allowed",
+                Quoted(&start),
+                segment.len()
+            ),
         );
     }
     if let Some(nfc) = nfc_form(path) {
@@ -249,8 +269,63 @@ mod tests {
         ] {
             assert_eq!(rule(p), None, "{p}");
         }
-        assert_eq!(rule(&"a".repeat(MAX_PATH_BYTES)), None);
+        let longest = vec!["a".repeat(204); 5].join("/");
+        assert_eq!(longest.len(), MAX_PATH_BYTES);
+        assert_eq!(rule(&longest), None);
         assert_eq!(rule(&vec!["a"; MAX_SEGMENTS].join("/")), None);
+    }
+
+    /// Segments of exactly `MAX_SEGMENT_BYTES` and one byte more, ending in characters of each
+    /// UTF-8 width so that the limit falls inside or right after a multi-byte character.
+    fn segments_at_the_limit() -> Vec<(String, bool)> {
+        let mut cases = Vec::new();
+        for c in ['a', 'é', '日', '🚀'] {
+            let width = c.len_utf8();
+            let fill = |bytes: usize| {
+                let mut s = "a".repeat(bytes % width);
+                s.extend(std::iter::repeat_n(c, bytes / width));
+                s
+            };
+            cases.push((fill(MAX_SEGMENT_BYTES), true));
+            cases.push((fill(MAX_SEGMENT_BYTES + 1), false));
+            // One more character than fits: over by up to three bytes.
+            cases.push((c.to_string().repeat(MAX_SEGMENT_BYTES / width + 1), false));
+        }
+        cases
+    }
+
+    #[test]
+    fn segments_are_limited_in_bytes() {
+        for (segment, fits) in segments_at_the_limit() {
+            assert_eq!(segment.len() <= MAX_SEGMENT_BYTES, fits, "{segment}");
+            let want = (!fits).then_some(PathRule::SegmentTooLong);
+            for path in [
+                segment.clone(),
+                format!("src/{segment}"),
+                format!("{segment}/x.ts"),
+            ] {
+                assert_eq!(rule(&path), want, "{} bytes: {path}", segment.len());
+            }
+        }
+        let err = validate_path(&format!("src/{}/a.ts", "x".repeat(300))).unwrap_err();
+        assert_eq!(
+            err.detail,
+            format!(
+                "segment \"{}\"… is 300 bytes, at most 255 allowed",
+                "x".repeat(32)
+            )
+        );
+    }
+
+    #[test]
+    fn segment_length_is_checked_after_the_count_and_before_nfc() {
+        let long = "b".repeat(MAX_SEGMENT_BYTES + 1);
+        let mut many = vec!["a"; MAX_SEGMENTS];
+        many.push(&long);
+        assert_eq!(rule(&many.join("/")), Some(PathRule::TooManySegments));
+        assert_eq!(rule(&format!("../{long}")), Some(PathRule::DotSegment));
+        // 86 decomposed "é" are 258 bytes; their NFC form would be 172.
+        assert_eq!(rule(&"e\u{301}".repeat(86)), Some(PathRule::SegmentTooLong));
     }
 
     #[test]

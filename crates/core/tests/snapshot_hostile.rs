@@ -8,38 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{python, read_tree, Tree, PROJECT};
-use fs_sync_core::{extract_snapshot, Limits, PathRule, SnapshotError};
-
-/// Writes a zip with Python's zipfile. `spec` is a JSON list of entries
-/// `{name, data?, data_of?, zeros?, link?, dir?}`; `manifest` lists `{path, data}` whose hashes
-/// Python computes itself. The manifest entry is written first unless `manifest_last`.
-const WRITER: &str = r#"
-import hashlib, json, sys, zipfile
-out, spec, manifest, manifest_last = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4] == "1"
-files = []
-for m in manifest:
-    data = m["data"].encode() if "zeros" not in m else b"\0" * m["zeros"]
-    files.append({"content_hash": hashlib.sha256(data).hexdigest(), "file_type": "text",
-                  "path": m["path"], "size": len(data), "version": 1})
-files.sort(key=lambda f: f["path"].encode())
-man = json.dumps({"as_of_seq": 1, "files": files, "format": "fs-sync-snapshot/1",
-                  "project_id": sys.argv[5]}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-    if not manifest_last:
-        z.writestr(".fs-sync/manifest.json", man)
-    for e in spec:
-        info = zipfile.ZipInfo(e["name"])
-        info.compress_type = zipfile.ZIP_DEFLATED
-        if e.get("link"):
-            info.create_system = 3
-            info.external_attr = 0o120777 << 16
-        if e.get("dir"):
-            info.external_attr = (0o040755 << 16) | 0x10
-        data = b"\0" * e["zeros"] if "zeros" in e else e.get("data", "").encode()
-        z.writestr(info, data)
-    if manifest_last:
-        z.writestr(".fs-sync/manifest.json", man)
-"#;
+use fs_sync_core::{extract_snapshot, read_snapshot, Limits, PathRule, SnapshotError};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -52,7 +21,7 @@ fn fixture(spec: serde_json::Value, manifest: serde_json::Value, manifest_last: 
     let dir = tempfile::tempdir().unwrap();
     let zip = dir.path().join("hostile.zip");
     python(
-        WRITER,
+        common::HOSTILE_WRITER,
         &[
             zip.to_str().unwrap(),
             &spec.to_string(),
@@ -80,8 +49,8 @@ fn with_target(dir: tempfile::TempDir, zip: std::path::PathBuf) -> Fixture {
 impl Fixture {
     fn extract(&self, limits: &Limits) -> SnapshotError {
         let file = std::fs::File::open(&self.zip).unwrap();
-        let err =
-            extract_snapshot(file, &self.target, limits).expect_err("hostile archive accepted");
+        let err = extract_snapshot(file, &self.target, limits, |_| Ok(()))
+            .expect_err("hostile archive accepted");
         assert_eq!(read_tree(&self.target), self.before, "target changed");
         let leftovers: Vec<_> = std::fs::read_dir(self.dir.path())
             .unwrap()
@@ -323,34 +292,168 @@ fn archives_over_the_limits_are_refused() {
     );
 }
 
+/// Regression: a per-entry ratio rule refused legitimate compressible files (1.5 MB of zeros
+/// expands more than 100x), so no container of such a project could start.
 #[test]
-fn zip_bomb_ratio_is_refused() {
-    let f = fixture(
-        serde_json::json!([{"name": "zeros.bin", "zeros": 4 << 20}]),
-        serde_json::json!([{"path": "zeros.bin", "zeros": 4 << 20, "data": ""}]),
-        false,
-    );
-    let err = f.extract(&Limits::default());
-    assert!(
-        matches!(err, SnapshotError::CompressionRatio { limit: 100, .. }),
-        "{err}"
-    );
-    assert!(err.to_string().contains("zeros.bin"));
+fn highly_compressible_files_extract() {
+    let mut tree = common::sample_tree();
+    tree.insert("data/zeros.csv".into(), vec![b'0'; 1_500_000]);
+    tree.insert("data/big.bin".into(), vec![0; 24 << 20]);
+    let zip = common::write_zip(&tree, 1);
+    assert!(zip.len() < 200_000, "the test wants a high ratio");
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("project");
+    extract_snapshot(&zip[..], &target, &Limits::default(), |_| Ok(())).unwrap();
+    assert_eq!(read_tree(&target), tree);
 }
 
+/// Regression: a bomb split into many entries each under the ratio rule's threshold wrote far
+/// more than any limit. The manifest's declared total is now checked before the first byte.
+#[test]
+fn archives_declaring_more_than_the_limit_write_nothing() {
+    let entries: Vec<_> = (0..9)
+        .map(|i| serde_json::json!({"name": format!("z{i}.bin"), "zeros": 1 << 20}))
+        .collect();
+    let listed: Vec<_> = (0..9)
+        .map(|i| serde_json::json!({"path": format!("z{i}.bin"), "zeros": 1 << 20, "data": ""}))
+        .collect();
+    let f = fixture(serde_json::json!(entries), serde_json::json!(listed), false);
+    let limits = Limits {
+        max_total_bytes: 8 << 20,
+        ..Limits::default()
+    };
+    let mut handed_out = 0;
+    let err = read_snapshot(
+        std::fs::File::open(&f.zip).unwrap(),
+        &limits,
+        |_| Ok(()),
+        |_, _| {
+            handed_out += 1;
+            Ok(())
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        handed_out, 0,
+        "files handed out before the total was checked"
+    );
+    assert!(
+        matches!(err, SnapshotError::TooLarge { limit, actual } if limit == 8 << 20 && actual == 9 << 20),
+        "{err}"
+    );
+    let err = f.extract(&limits);
+    assert!(matches!(err, SnapshotError::TooLarge { .. }), "{err}");
+}
+
+/// Finds `name` in the local header and the central directory and makes both declare `size`.
+fn declare_size(zip: &mut [u8], name: &[u8], size: u32) {
+    let at: Vec<usize> = zip
+        .windows(name.len())
+        .enumerate()
+        .filter(|(_, w)| *w == name)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        at.len(),
+        2,
+        "once in the local header, once in the central directory"
+    );
+    // The name follows the 30-byte local header (size at 22) and the 46-byte central record
+    // (size at 24).
+    zip[at[0] - 30 + 22..at[0] - 30 + 26].copy_from_slice(&size.to_le_bytes());
+    zip[at[1] - 46 + 24..at[1] - 46 + 28].copy_from_slice(&size.to_le_bytes());
+}
+
+/// An entry whose data inflates past what its header and the manifest declare is cut off at the
+/// declared size: no accepted or refused archive hands out more than it declared.
+#[test]
+fn an_entry_never_yields_more_than_declared() {
+    let f = fixture(
+        serde_json::json!([{"name": "liar.bin", "zeros": 4 << 20}]),
+        serde_json::json!([{"path": "liar.bin", "zeros": 10, "data": ""}]),
+        false,
+    );
+    let mut zip = std::fs::read(&f.zip).unwrap();
+    declare_size(&mut zip, b"liar.bin", 10);
+    std::fs::write(&f.zip, &zip).unwrap();
+    let mut got = 0u64;
+    let err = read_snapshot(
+        &zip[..],
+        &Limits::default(),
+        |_| Ok(()),
+        |_, data| {
+            got = std::io::copy(data, &mut std::io::sink())?;
+            Ok(())
+        },
+    )
+    .unwrap_err();
+    assert!(got <= 10, "{got} bytes handed out for a 10-byte entry");
+    assert!(
+        matches!(&err, SnapshotError::SizeMismatch { path, expected: 10, actual: 11 } if path == "liar.bin"),
+        "{err}"
+    );
+    let err = f.extract(&Limits::default());
+    assert!(matches!(err, SnapshotError::SizeMismatch { .. }), "{err}");
+}
+
+/// Regression: the project check ran after the extracted tree replaced the target, so a snapshot
+/// of another project destroyed it. `accept` runs before anything is written.
+#[test]
+fn a_refused_manifest_leaves_the_target_untouched() {
+    let tree = common::sample_tree();
+    let zip = common::write_zip(&tree, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.zip");
+    std::fs::write(&path, &zip).unwrap();
+    let f = with_target(dir, path);
+    let err = extract_snapshot(&zip[..], &f.target, &Limits::default(), |m| {
+        Err(SnapshotError::WrongProject {
+            expected: "another".into(),
+            found: m.project_id.clone(),
+        })
+    })
+    .unwrap_err();
+    assert!(matches!(err, SnapshotError::WrongProject { .. }), "{err}");
+    assert_eq!(read_tree(&f.target), f.before, "target changed");
+}
+
+/// Regression: a failed write surfaced as a bare i/o error naming no entry.
+#[test]
+fn write_failures_name_the_entry() {
+    let zip = common::write_zip(&common::sample_tree(), 1);
+    let err = read_snapshot(
+        &zip[..],
+        &Limits::default(),
+        |_| Ok(()),
+        |entry, _| {
+            if entry.path == "src/App.tsx" {
+                return Err(std::io::Error::other("disk full"));
+            }
+            Ok(())
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.to_string(), "writing \"src/App.tsx\": disk full");
+}
+
+/// Regression: an archive cut inside its end record gave a bare "failed to fill whole buffer".
 #[test]
 fn truncated_archive_is_refused() {
     let tree = common::sample_tree();
     let zip = common::write_zip(&tree, 1);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cut.zip");
-    std::fs::write(&path, &zip[..zip.len() - 30]).unwrap();
-    let f = with_target(dir, path);
-    let err = f.extract(&Limits::default());
-    assert!(
-        matches!(err, SnapshotError::Malformed(_) | SnapshotError::Io(_)),
-        "{err}"
-    );
+    for (cut, inside) in [
+        (10, "the end of central directory record"),
+        (30, "a central directory"),
+        (zip.len() - 200, "is truncated"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.zip");
+        std::fs::write(&path, &zip[..zip.len() - cut]).unwrap();
+        let f = with_target(dir, path);
+        let err = f.extract(&Limits::default());
+        assert!(matches!(err, SnapshotError::Malformed(_)), "{err}");
+        assert!(err.to_string().contains(inside), "cut {cut}: {err}");
+    }
 }
 
 #[test]

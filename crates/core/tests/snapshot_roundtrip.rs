@@ -11,10 +11,17 @@ use proptest::prelude::*;
 
 fn read_back(zip: &[u8]) -> Tree {
     let mut out = Tree::new();
-    let manifest = read_snapshot(zip, &Limits::default(), |entry, bytes| {
-        out.insert(entry.path.clone(), bytes.to_vec());
-        Ok(())
-    })
+    let manifest = read_snapshot(
+        zip,
+        &Limits::default(),
+        |_| Ok(()),
+        |entry, data| {
+            let mut bytes = Vec::new();
+            data.read_to_end(&mut bytes)?;
+            out.insert(entry.path.clone(), bytes);
+            Ok(())
+        },
+    )
     .unwrap();
     assert_eq!(manifest.project_id, PROJECT);
     out
@@ -55,8 +62,8 @@ proptest! {
         prop_assert_eq!(read_back(&zip), t.clone());
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("project");
-        let manifest = extract_snapshot(&zip[..], &target, &Limits::default()).unwrap();
-        prop_assert_eq!(manifest.as_of_seq, seq);
+        let done = extract_snapshot(&zip[..], &target, &Limits::default(), |_| Ok(())).unwrap();
+        prop_assert_eq!(done.manifest.as_of_seq, seq);
         prop_assert_eq!(read_tree(&target), t);
     }
 
@@ -137,26 +144,115 @@ fn unzip_cli_tests_and_extracts() {
     assert_eq!(read_tree(&out), tree);
 }
 
+/// Regression: extraction used to replace the whole target, deleting what a dev server or a
+/// package manager had written there, and staged beside the target (impossible on a mount point).
 #[test]
-fn extraction_replaces_an_existing_target() {
+fn extraction_keeps_untracked_entries_and_moves_aside_what_is_in_the_way() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("project");
-    std::fs::create_dir_all(target.join("stale")).unwrap();
-    std::fs::write(target.join("stale/old.txt"), b"old").unwrap();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::create_dir_all(target.join("node_modules/x")).unwrap();
+    std::fs::write(target.join("node_modules/x/index.js"), b"untracked").unwrap();
+    // A folder where the project has a file.
+    std::fs::create_dir_all(target.join("package.json")).unwrap();
+    std::fs::write(target.join("package.json/cache"), b"in the way").unwrap();
+    // A file where the project has a folder.
+    std::fs::write(target.join("docs"), b"in the way too").unwrap();
+    // A link where the project has a folder: never followed out of the target.
+    std::os::unix::fs::symlink(&outside, target.join("src")).unwrap();
+    // An old version of a project file: replaced.
+    std::fs::create_dir_all(target.join("assets")).unwrap();
+    std::fs::write(target.join("assets/logo.png"), b"old logo").unwrap();
+
+    let done = extract_snapshot(
+        &write_zip(&sample_tree(), 1)[..],
+        &target,
+        &Limits::default(),
+        |_| Ok(()),
+    )
+    .unwrap();
+
+    let mut displaced: Vec<&str> = done.displaced.iter().map(|(p, _)| p.as_str()).collect();
+    displaced.sort_unstable();
+    assert_eq!(displaced, ["docs", "package.json", "src"]);
+    assert!(
+        std::fs::read_dir(&outside).unwrap().next().is_none(),
+        "wrote through a link"
+    );
+    let mut expected = sample_tree();
+    expected.insert("node_modules/x/index.js".into(), b"untracked".to_vec());
+    let mut found = Tree::new();
+    for (path, bytes) in read_tree_skipping_links(&target) {
+        if let Some((_, rest)) = path.split_once(".fs-sync/displaced/") {
+            let (_, original) = rest.split_once('/').unwrap();
+            found.insert(format!("displaced:{original}"), bytes);
+        } else {
+            found.insert(path, bytes);
+        }
+    }
+    expected.insert(
+        "displaced:package.json/cache".into(),
+        b"in the way".to_vec(),
+    );
+    expected.insert("displaced:docs".into(), b"in the way too".to_vec());
+    expected.insert("displaced:src".into(), b"link".to_vec());
+    assert_eq!(found, expected);
+    let reserved: Vec<_> = std::fs::read_dir(target.join(".fs-sync"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(reserved, ["displaced"], "staging folder left behind");
+    let siblings: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(siblings, ["outside", "project"]);
+}
+
+/// Regression: staging folders of an extraction killed midway were never removed.
+#[test]
+fn a_killed_extractions_staging_is_removed_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("project");
+    let stale = target.join(".fs-sync/staging-1-2-3");
+    std::fs::create_dir_all(stale.join("src")).unwrap();
+    std::fs::write(stale.join("src/half.ts"), b"half").unwrap();
     extract_snapshot(
         &write_zip(&sample_tree(), 1)[..],
         &target,
         &Limits::default(),
+        |_| Ok(()),
     )
     .unwrap();
     assert_eq!(read_tree(&target), sample_tree());
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(
-        leftovers,
-        ["project"],
-        "staging or backup folders left behind"
-    );
+}
+
+/// Like [`read_tree`], but records a symbolic link as the text "link" instead of refusing it.
+fn read_tree_skipping_links(root: &std::path::Path) -> Tree {
+    let mut out = Tree::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            let rel = entry
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_symlink() {
+                out.insert(rel, b"link".to_vec());
+            } else {
+                out.insert(rel, std::fs::read(entry.path()).unwrap());
+            }
+        }
+    }
+    out
 }

@@ -3,14 +3,18 @@
 //! - `POST /admin/v1/users {email}` → `{id, email, access_token, expires_at}`
 //! - `POST /admin/v1/token {user_id, expires_in?}` → `{access_token, expires_at}`
 //!   (`expires_in` in seconds, default 3600; zero or negative makes an already expired token)
-//! - `POST /admin/v1/projects {owner_id, name}` → `{id}` (runs `public.create_project` as a
+//! - `POST /admin/v1/projects {owner_id, name}` → `{id}` (runs `fsync.create_project` as a
 //!   service caller)
-//! - `POST /admin/v1/members {project_id, user_id, role}` → `{}` (`public.add_project_member`)
+//! - `POST /admin/v1/members {project_id, user_id, role}` → `{}` (`fsync.set_project_member`)
 //! - `POST /admin/v1/faults/drop-websockets` → `{dropped}`: every socket closes abruptly
 //! - `POST /admin/v1/faults/pause-delivery {mode?: "hold"|"drop"}` → `{mode}`: committed
 //!   messages are held (default) or dropped until resume
 //! - `POST /admin/v1/faults/resume-delivery` → `{delivered, dropped}`: held messages go out
 //!   first, in commit order
+//! - `GET /admin/v1/faults` → `{mode, delivered, dropped, held}`: the delivery mode (`live`,
+//!   `hold` or `drop`), the messages fanned out and lost to the drop fault since the start, and
+//!   those held now; a test waits on these instead of sleeping until the stack has handled a
+//!   message
 
 use std::sync::Arc;
 
@@ -19,12 +23,13 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
 use crate::http;
 use crate::jwt;
+use crate::pool::PoolError;
 use crate::App;
 
 /// The admin routes, each behind [`service_only`].
@@ -37,6 +42,7 @@ pub(crate) fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/admin/v1/faults/drop-websockets", post(drop_websockets))
         .route("/admin/v1/faults/pause-delivery", post(pause_delivery))
         .route("/admin/v1/faults/resume-delivery", post(resume_delivery))
+        .route("/admin/v1/faults", get(delivery_status))
         .route_layer(middleware::from_fn_with_state(app, service_only))
 }
 
@@ -97,6 +103,11 @@ fn require_service(app: &App, headers: &HeaderMap, query: Option<&str>) -> Resul
     }
 }
 
+/// No connection to be had: 503 with the pool's reason.
+fn no_connection(e: &PoolError) -> Response {
+    admin_error(StatusCode::SERVICE_UNAVAILABLE, &format!("database: {e}"))
+}
+
 fn db_failure(e: &tokio_postgres::Error) -> Response {
     let status = match e.as_db_error() {
         Some(db) => crate::rest::status_for(db, true),
@@ -135,17 +146,16 @@ async fn create_user(State(app): State<Arc<App>>, Body(body): Body) -> Answer {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{id}@example.test"));
-    let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
-    conn.client
-        .execute(
-            "insert into auth.users (id, aud, role, email, email_confirmed_at, raw_app_meta_data,
+    let conn = app.admin_pool.get().await.map_err(|e| no_connection(&e))?;
+    conn.execute(
+        "insert into auth.users (id, aud, role, email, email_confirmed_at, raw_app_meta_data,
                                      raw_user_meta_data, created_at, updated_at)
              values ($1, 'authenticated', 'authenticated', $2, now(),
                      '{\"provider\": \"email\", \"providers\": [\"email\"]}', '{}', now(), now())",
-            &[&id, &email],
-        )
-        .await
-        .map_err(|e| db_failure(&e))?;
+        &[&id, &email],
+    )
+    .await
+    .map_err(|e| db_failure(&e))?;
     let (token, exp) = user_token(&app, &id.to_string(), &email, 3600);
     Ok(http::json_response(
         StatusCode::CREATED,
@@ -172,9 +182,8 @@ async fn token(State(app): State<Arc<App>>, Body(body): Body) -> Answer {
         .get("expires_in")
         .and_then(Value::as_i64)
         .unwrap_or(3600);
-    let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
+    let conn = app.admin_pool.get().await.map_err(|e| no_connection(&e))?;
     let row = conn
-        .client
         .query_opt(
             "select coalesce(email, '') from auth.users where id = $1",
             &[&user_id],
@@ -209,10 +218,9 @@ async fn create_project(State(app): State<Arc<App>>, Body(body): Body) -> Answer
         .to_owned();
     // As the superuser, fsync.current_caller() is a service caller: the project is owned by
     // owner_id, which also gets its owner membership row.
-    let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
+    let conn = app.admin_pool.get().await.map_err(|e| no_connection(&e))?;
     let row = conn
-        .client
-        .query_one("select public.create_project($1, $2)", &[&name, &owner])
+        .query_one("select fsync.create_project($1, $2)", &[&name, &owner])
         .await
         .map_err(|e| db_failure(&e))?;
     let id: uuid::Uuid = row.get(0);
@@ -227,14 +235,13 @@ async fn add_member(State(app): State<Arc<App>>, Body(body): Body) -> Answer {
         .and_then(Value::as_str)
         .unwrap_or("editor")
         .to_owned();
-    let conn = app.admin_pool.get().await.map_err(|e| db_failure(&e))?;
-    conn.client
-        .execute(
-            "select public.add_project_member($1, $2, $3)",
-            &[&project, &user, &role],
-        )
-        .await
-        .map_err(|e| db_failure(&e))?;
+    let conn = app.admin_pool.get().await.map_err(|e| no_connection(&e))?;
+    conn.execute(
+        "select fsync.set_project_member($1, $2, $3)",
+        &[&project, &user, &role],
+    )
+    .await
+    .map_err(|e| db_failure(&e))?;
     Ok(http::json_response(StatusCode::OK, &json!({})))
 }
 
@@ -265,4 +272,8 @@ async fn resume_delivery(State(app): State<Arc<App>>) -> Response {
         StatusCode::OK,
         &json!({"delivered": delivered, "dropped": dropped}),
     )
+}
+
+async fn delivery_status(State(app): State<Arc<App>>) -> Response {
+    http::json_response(StatusCode::OK, &app.hub.delivery_status())
 }

@@ -1,13 +1,24 @@
 //! HS256/384/512 JSON Web Tokens: signing, and verification that reports failures the way
-//! PostgREST classifies them (`PGRST301` decode errors, `PGRST303` claim errors).
+//! PostgREST classifies them (`PGRST301` decode errors, `PGRST303` claim errors). Every consumer
+//! here (PostgREST, Realtime, Storage) words its failures differently, so the verifier returns
+//! the precise failure and each surface renders it in its own words.
 //!
-//! Hand-rolled on `hmac` + `sha2` rather than a JWT crate: every consumer here (PostgREST,
-//! Realtime, Storage) words its failures differently, so the verifier returns the precise
-//! failure and each surface renders it in its own words.
+//! `jwt-compact` parses the token (base64url parts, the header and its `alg`), signs, and checks
+//! the HMAC in constant time. Two checks stay here because the library cannot express them:
+//!
+//! - the part count: jwt-compact reports any other shape as one "invalid token structure", while
+//!   PostgREST names the count (`Expected 3 parts in JWT; got 2`);
+//! - the claims, read as plain JSON once the signature checked out rather than as jwt-compact's
+//!   typed `Claims`: PostgREST passes them on verbatim (`request.jwt.claims`), names a time claim
+//!   that is not a number, checks `iat` too and allows its skew on each, whereas the typed claims
+//!   refuse a non-numeric `exp` before the signature is even checked. For the same reason the
+//!   signature is checked with the algorithm's `verify_signature`, not jwt-compact's validator
+//!   (which parses the typed claims first).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use hmac::{Hmac, KeyInit, Mac};
+use jwt_compact::alg::{Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key};
+use jwt_compact::{Algorithm, AlgorithmExt as _, AlgorithmSignature as _, Header, UntrustedToken};
 use serde_json::{Map, Value};
 
 /// JWT claims: always a JSON object.
@@ -23,7 +34,7 @@ pub enum JwtError {
     Empty,
     /// Not three dot-separated parts.
     Parts(usize),
-    /// The header or claims are not base64url JSON.
+    /// A part is not base64url, or the header is not JSON naming an `alg`.
     Malformed,
     /// An algorithm other than HS256/384/512.
     Algorithm(String),
@@ -72,35 +83,16 @@ impl JwtError {
     }
 }
 
-enum Alg {
-    Hs256,
-    Hs384,
-    Hs512,
-}
-
-fn mac(alg: &Alg, secret: &[u8], data: &[u8]) -> Vec<u8> {
-    macro_rules! run {
-        ($d:ty) => {{
-            let mut m = Hmac::<$d>::new_from_slice(secret).expect("HMAC takes any key length");
-            m.update(data);
-            m.finalize().into_bytes().to_vec()
-        }};
-    }
-    match alg {
-        Alg::Hs256 => run!(sha2::Sha256),
-        Alg::Hs384 => run!(sha2::Sha384),
-        Alg::Hs512 => run!(sha2::Sha512),
-    }
-}
-
-/// Signs `claims` with HS256 and the header `{"alg":"HS256","typ":"JWT"}` (Realtime requires
-/// `typ`).
+/// Signs `claims` (a JSON object) with HS256 and the header `{"alg":"HS256","typ":"JWT"}`
+/// (Realtime requires `typ`).
 pub(crate) fn sign(claims: &Value, secret: &str) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let body = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let input = format!("{header}.{body}");
-    let sig = URL_SAFE_NO_PAD.encode(mac(&Alg::Hs256, secret.as_bytes(), input.as_bytes()));
-    format!("{input}.{sig}")
+    Hs256
+        .token(
+            &Header::empty().with_token_type("JWT"),
+            &jwt_compact::Claims::new(claims),
+            &Hs256Key::new(secret),
+        )
+        .expect("JWT claims are a JSON object")
 }
 
 /// Checks the signature and returns the claims, without looking at any time claim.
@@ -109,37 +101,45 @@ pub(crate) fn decode(token: &str, secret: &str) -> Result<Claims, JwtError> {
         return Err(JwtError::Empty);
     }
     let parts: Vec<&str> = token.split('.').collect();
-    if parts.len() != 3 {
+    let [_, claims, _] = parts[..] else {
         return Err(JwtError::Parts(parts.len()));
-    }
-    let header: Value = URL_SAFE_NO_PAD
-        .decode(parts[0])
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(JwtError::Malformed)?;
-    let alg = match header.get("alg").and_then(Value::as_str) {
-        Some("HS256") => Alg::Hs256,
-        Some("HS384") => Alg::Hs384,
-        Some("HS512") => Alg::Hs512,
-        other => return Err(JwtError::Algorithm(other.unwrap_or("none").to_owned())),
     };
-    let sig = URL_SAFE_NO_PAD
-        .decode(parts[2])
-        .map_err(|_| JwtError::Signature)?;
-    let input_len = parts[0].len() + 1 + parts[1].len();
-    let expected = mac(&alg, secret.as_bytes(), &token.as_bytes()[..input_len]);
-    if !constant_time_eq(&sig, &expected) {
+    let untrusted = UntrustedToken::new(token).map_err(|_| JwtError::Malformed)?;
+    let verified = match untrusted.algorithm() {
+        "HS256" => verifies(Hs256, &Hs256Key::new(secret), &untrusted, token),
+        "HS384" => verifies(Hs384, &Hs384Key::new(secret), &untrusted, token),
+        "HS512" => verifies(Hs512, &Hs512Key::new(secret), &untrusted, token),
+        other => return Err(JwtError::Algorithm(other.to_owned())),
+    };
+    if !verified {
         return Err(JwtError::Signature);
     }
-    let claims: Value = URL_SAFE_NO_PAD
-        .decode(parts[1])
+    match URL_SAFE_NO_PAD
+        .decode(claims)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(JwtError::ClaimsNotObject)?;
-    match claims {
-        Value::Object(map) => Ok(map),
+    {
+        Some(Value::Object(map)) => Ok(map),
         _ => Err(JwtError::ClaimsNotObject),
     }
+}
+
+/// Whether `token` carries `alg`'s signature, with `key`, over its header and claims.
+fn verifies<A: Algorithm>(
+    alg: A,
+    key: &A::VerifyingKey,
+    untrusted: &UntrustedToken<'_>,
+    token: &str,
+) -> bool {
+    let signature = untrusted.signature_bytes();
+    // An HMAC signature of the wrong length makes `try_from_slice` panic; jwt-compact's own
+    // validator checks the length first too.
+    if A::Signature::LENGTH.is_some_and(|n| n.get() != signature.len()) {
+        return false;
+    }
+    let signed = token.rsplit_once('.').map_or(token, |(signed, _)| signed);
+    A::Signature::try_from_slice(signature)
+        .is_ok_and(|sig| alg.verify_signature(&sig, key, signed.as_bytes()))
 }
 
 /// [`decode`], then PostgREST's time checks (`exp`, `nbf`, `iat`, each with `skew` seconds).
@@ -181,10 +181,6 @@ fn number_claim(claims: &Claims, key: &'static str) -> Result<Option<i64>, JwtEr
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Seconds since the Unix epoch.
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
@@ -214,6 +210,117 @@ mod tests {
         assert_eq!(
             verify(&bad, "s", 0, 30),
             Err(JwtError::ClaimNotNumber("exp"))
+        );
+    }
+
+    /// `header.claims` signed with `alg` and `key`, the parts as given (any JSON, any header).
+    fn forge<A: Algorithm>(alg: A, key: &A::SigningKey, header: &str, claims: &str) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let sig = alg.sign(key, input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_bytes()))
+    }
+
+    #[test]
+    fn every_hs_algorithm_verifies_and_others_are_refused() {
+        let claims = r#"{"role":"anon","exp":2000000000.7}"#;
+        for token in [
+            forge(Hs256, &Hs256Key::new("k"), r#"{"alg":"HS256"}"#, claims),
+            forge(Hs384, &Hs384Key::new("k"), r#"{"alg":"HS384"}"#, claims),
+            forge(Hs512, &Hs512Key::new("k"), r#"{"alg":"HS512"}"#, claims),
+        ] {
+            let c = verify(&token, "k", 1_700_000_000, 30).unwrap();
+            // The claims pass through as sent (PostgREST hands them to the database verbatim).
+            assert_eq!(
+                Value::Object(c),
+                json!({"role": "anon", "exp": 2000000000.7})
+            );
+            assert_eq!(decode(&token, "other"), Err(JwtError::Signature));
+        }
+        // The header names HS384 but the signature is HS256's (a shorter MAC): refused, no panic.
+        let short = forge(Hs256, &Hs256Key::new("k"), r#"{"alg":"HS384"}"#, claims);
+        assert_eq!(decode(&short, "k"), Err(JwtError::Signature));
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        assert_eq!(decode(&none, "k"), Err(JwtError::Algorithm("none".into())));
+        assert_eq!(
+            JwtError::Algorithm("none".into()).pgrst_message(),
+            "Wrong or unsupported encoding algorithm"
+        );
+    }
+
+    #[test]
+    fn shape_and_claims_failures_map_to_postgrest() {
+        let key = Hs256Key::new("k");
+        assert_eq!(decode("a.b.c.d", "k"), Err(JwtError::Parts(4)));
+        assert_eq!(
+            JwtError::Parts(4).pgrst_message(),
+            "Expected 3 parts in JWT; got 4"
+        );
+        assert_eq!(decode("!!.e30.AA", "k"), Err(JwtError::Malformed));
+        let not_json = format!("{}.e30.AA", URL_SAFE_NO_PAD.encode("{alg"));
+        assert_eq!(decode(&not_json, "k"), Err(JwtError::Malformed));
+        for e in [
+            JwtError::Empty,
+            JwtError::Parts(1),
+            JwtError::Malformed,
+            JwtError::Signature,
+        ] {
+            assert_eq!(e.pgrst_code(), "PGRST301", "{e:?}");
+        }
+        assert_eq!(
+            JwtError::Malformed.pgrst_message(),
+            "JWT cryptographic operation failed"
+        );
+
+        // Signed, but the claims are not an object: a claims error, found after the signature.
+        let array = forge(Hs256, &key, r#"{"alg":"HS256"}"#, "[1]");
+        assert_eq!(decode(&array, "k"), Err(JwtError::ClaimsNotObject));
+        assert_eq!(decode(&array, "other"), Err(JwtError::Signature));
+        // A non-numeric time claim under a bad signature is a signature failure first.
+        let bad_nbf = forge(Hs256, &key, r#"{"alg":"HS256"}"#, r#"{"nbf":"later"}"#);
+        assert_eq!(verify(&bad_nbf, "other", 0, 30), Err(JwtError::Signature));
+        assert_eq!(
+            verify(&bad_nbf, "k", 0, 30),
+            Err(JwtError::ClaimNotNumber("nbf"))
+        );
+        let e = JwtError::ClaimNotNumber("iat");
+        assert_eq!(
+            (e.pgrst_code(), e.pgrst_message().as_str()),
+            ("PGRST303", "The JWT 'iat' claim must be a number")
+        );
+    }
+
+    #[test]
+    fn time_claims_allow_the_skew() {
+        let nbf = sign(&json!({"nbf": 1000}), "s");
+        assert!(verify(&nbf, "s", 970, 30).is_ok());
+        assert_eq!(verify(&nbf, "s", 969, 30), Err(JwtError::NotYetValid));
+        let iat = sign(&json!({"iat": 1000, "exp": null}), "s");
+        assert!(verify(&iat, "s", 970, 30).is_ok());
+        assert_eq!(verify(&iat, "s", 969, 30), Err(JwtError::IssuedInFuture));
+        assert_eq!(
+            JwtError::IssuedInFuture.pgrst_message(),
+            "JWT issued at future"
+        );
+        assert_eq!(JwtError::NotYetValid.pgrst_code(), "PGRST303");
+    }
+
+    #[test]
+    fn signed_tokens_carry_the_header_realtime_needs() {
+        let t = sign(&json!({"role": "anon"}), "s");
+        let header = URL_SAFE_NO_PAD
+            .decode(t.split('.').next().unwrap())
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&header).unwrap(),
+            json!({"alg": "HS256", "typ": "JWT"})
         );
     }
 }

@@ -2,7 +2,7 @@
 //! fs-sync on one machine, over real PostgreSQL.
 //!
 //! On one port it serves the Supabase surfaces fs-sync uses, wire-compatible with the official
-//! `@supabase/supabase-js` client (behaviour per `SUPABASE_FACTS.md`):
+//! `@supabase/supabase-js` client (behaviour per docs/supabase.md):
 //!
 //! - `/rest/v1/rpc/<fn>`: PostgREST's function calls: JWT verification, role switch, request
 //!   settings, named-argument matching, response shapes and its SQLSTATE→HTTP error mapping.
@@ -12,7 +12,7 @@
 //!   broadcast frames), private-channel authorization as Realtime does it, and delivery of
 //!   committed `realtime.messages` rows in commit order.
 //! - `/admin/v1/…` (service-role key only): create users, mint access tokens, create projects,
-//!   and inject faults (drop websockets, pause or resume delivery).
+//!   inject faults (drop websockets, pause or resume delivery) and count what delivery did.
 //!
 //! [`DevStack::start`] starts PostgreSQL (an ephemeral cluster, or `DATABASE_URL`), creates a
 //! database with the local Supabase base and fs-sync's migrations, and serves; tests use it
@@ -198,9 +198,15 @@ impl DevStack {
         };
         std::fs::create_dir_all(&storage_dir)?;
 
-        let rest_pool = pool::Pool::new(db.authenticator.clone(), 32);
-        let admin_pool = pool::Pool::new(db.admin.clone(), 16);
-        let role_settings = rest::RoleSettings::load(&admin_pool).await?;
+        let rest_pool = pool::new(db.authenticator.clone(), 32)?;
+        let admin_pool = pool::new(db.admin.clone(), 16)?;
+        let role_settings = {
+            let conn = admin_pool.get().await.map_err(|e| match e {
+                pool::PoolError::Backend(e) => Error::Db(e),
+                other => Error::Config(format!("connection pool: {other}")),
+            })?;
+            rest::RoleSettings::load(&conn).await?
+        };
         let (stop, shutdown) = watch::channel(false);
         let hub = Arc::new(realtime::Hub::new());
         let listener_task =
@@ -253,6 +259,10 @@ impl DevStack {
 
     /// Signs arbitrary claims with the stack's JWT secret (HS256), e.g. to make expired or
     /// foreign-role tokens in tests.
+    ///
+    /// # Panics
+    ///
+    /// If `claims` is not a JSON object.
     pub fn sign(&self, claims: &serde_json::Value) -> String {
         jwt::sign(claims, &self.info.jwt_secret)
     }
@@ -266,8 +276,8 @@ impl DevStack {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.server).await;
         self.listener_task.abort();
         let _ = self.listener_task.await;
-        self.app.rest_pool.clear();
-        self.app.admin_pool.clear();
+        self.app.rest_pool.close();
+        self.app.admin_pool.close();
         if self.remove_storage {
             let _ = std::fs::remove_dir_all(&self.app.storage_dir);
         }

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use tokio_postgres::error::DbError;
 
 use crate::http::{self, AuthError, Caller};
-use crate::pool::{Conn, Pool};
+use crate::pool::{self, Conn, PoolError};
 use crate::App;
 
 /// The exposed schema.
@@ -29,10 +29,10 @@ const SCHEMA: &str = "public";
 pub(crate) struct RoleSettings(RwLock<HashMap<String, Vec<(String, String)>>>);
 
 impl RoleSettings {
-    pub(crate) async fn load(pool: &Pool) -> Result<RoleSettings, tokio_postgres::Error> {
-        let conn = pool.get().await?;
-        let rows = conn
-            .client
+    pub(crate) async fn load(
+        client: &tokio_postgres::Client,
+    ) -> Result<RoleSettings, tokio_postgres::Error> {
+        let rows = client
             .query(
                 "select r.rolname::text, split_part(c.cfg, '=', 1), substr(c.cfg, strpos(c.cfg, '=') + 1)
                    from pg_db_role_setting s
@@ -400,11 +400,13 @@ async fn call(
         _ => BTreeSet::new(),
     };
 
-    let mut conn = app
-        .rest_pool
-        .get()
-        .await
-        .map_err(|e| Failure::Response(connection_error(&e)))?;
+    let mut conn = app.rest_pool.get().await.map_err(|e| {
+        // PostgREST's details name the connection's own error, not the pool's wrapping of it.
+        Failure::Response(match &e {
+            PoolError::Backend(db) => connection_error(db),
+            other => connection_error(other),
+        })
+    })?;
     let result = run(
         app,
         &mut conn,
@@ -419,7 +421,7 @@ async fn call(
     .await;
     if let Err(Failure::Db(e)) = &result {
         if e.as_db_error().is_none() {
-            conn.discard();
+            pool::discard(conn);
         }
     }
     result
@@ -437,9 +439,8 @@ async fn run(
     keys: &BTreeSet<String>,
     read_request: bool,
 ) -> Result<Response, Failure> {
-    let (client, statements) = conn.parts();
-    let lookup = Conn::prepared(statements, &*client, LOOKUP).await?;
-    let procs = parse_procs(&client.query(&lookup, &[&function]).await?);
+    let lookup = conn.prepare_cached(LOOKUP).await?;
+    let procs = parse_procs(&conn.query(&lookup, &[&function]).await?);
     let is_object = args.is_object();
     let named: Vec<&Proc> = if is_object {
         procs.iter().filter(|p| p.matches(keys)).collect()
@@ -475,7 +476,7 @@ async fn run(
     };
 
     let read_only = read_request || !proc.volatile;
-    let tx = client
+    let tx = conn
         .build_transaction()
         .read_only(read_only)
         .start()
@@ -502,7 +503,7 @@ async fn run(
         names.push(k.to_owned());
         values.push(v);
     }
-    let set_config = Conn::prepared(statements, &tx, SET_CONFIG).await?;
+    let set_config = tx.prepare_cached(SET_CONFIG).await?;
     tx.query(&set_config, &[&names, &values]).await?;
 
     let call_keys: Vec<String> = keys.iter().cloned().collect();
@@ -596,7 +597,7 @@ fn invalid_body() -> Failure {
     ))
 }
 
-fn connection_error(e: &tokio_postgres::Error) -> Response {
+fn connection_error(e: &dyn std::fmt::Display) -> Response {
     http::pgrst_error(
         StatusCode::SERVICE_UNAVAILABLE,
         "PGRST000",

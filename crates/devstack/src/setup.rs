@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use fs_sync_pg::Cluster;
 use tokio_postgres::Config;
 
-use crate::pool::connect;
 use crate::{DatabaseSource, Error};
+use fs_sync_pg::connect;
 
 /// Where the stack's database lives and how to reach it.
 pub(crate) struct Database {

@@ -127,7 +127,6 @@ struct Bucket {
 async fn bucket(app: &App, id: &str) -> Result<Option<Bucket>, Response> {
     let conn = app.admin_pool.get().await.map_err(|e| internal(&e))?;
     let row = conn
-        .client
         .query_opt(
             "select coalesce(public, false), file_size_limit, allowed_mime_types
                from storage.buckets where id = $1",
@@ -177,7 +176,7 @@ where
 {
     let mut conn = app.rest_pool.get().await.map_err(|e| internal(&e))?;
     let result = async {
-        let tx = conn.client.transaction().await?;
+        let tx = conn.transaction().await?;
         let sub = caller.sub().unwrap_or("").to_owned();
         let names: Vec<&str> = vec![
             "role",
@@ -217,7 +216,7 @@ where
         Ok(v) => Ok(v),
         Err(e) => {
             if e.as_db_error().is_none() {
-                conn.discard();
+                crate::pool::discard(conn);
             }
             Err(db_error(&e))
         }
@@ -642,7 +641,6 @@ pub(crate) async fn public_download(
 async fn superuser_object(app: &App, bucket_id: &str, name: &str) -> Result<Object, Response> {
     let conn = app.admin_pool.get().await.map_err(|e| internal(&e))?;
     let row = conn
-        .client
         .query_opt(
             "select version, coalesce(metadata, '{}'::jsonb), extract(epoch from coalesce(updated_at, now()))::float8
                from storage.objects where bucket_id = $1 and name = $2",

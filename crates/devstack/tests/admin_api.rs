@@ -45,6 +45,14 @@ async fn admin_routes_need_the_service_role_key_and_name_bad_fields() {
             );
         }
     }
+    // The status route too (a GET).
+    for apikey in [Some(s.anon()), None] {
+        let mut req = s.http.get(s.url("/admin/v1/faults"));
+        if let Some(k) = apikey {
+            req = req.header("apikey", k);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 401);
+    }
     let users: i64 =
         s.db.admin()
             .query_one(
@@ -116,8 +124,10 @@ async fn admin_routes_need_the_service_role_key_and_name_bad_fields() {
     assert!(fresh["access_token"].as_str().unwrap().split('.').count() == 3);
     let r = post("/admin/v1/faults/pause-delivery", "").await.unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["mode"], "hold");
+    assert_eq!(s.faults().await["mode"], "hold");
     let resumed = s.admin("/admin/v1/faults/resume-delivery", json!({})).await;
     assert_eq!(resumed, json!({"delivered": 0, "dropped": 0}));
+    assert_eq!(s.faults().await["mode"], "live");
 
     s.dev.shutdown().await;
 }

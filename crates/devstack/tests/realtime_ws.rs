@@ -353,25 +353,46 @@ async fn faults_hold_drop_and_disconnect() {
     let mut c = Client::connect(&s, true).await;
     assert_eq!(c.join(&topic, true, Some(&token)).await["status"], "ok");
 
+    assert_eq!(
+        s.faults().await,
+        json!({"mode": "live", "delivered": 0, "dropped": 0, "held": 0})
+    );
+
     // Held: nothing arrives while paused; resume delivers in commit order.
     s.admin("/admin/v1/faults/pause-delivery", json!({})).await;
     save(&s, &token, &project, "a.txt", "1").await;
     save(&s, &token, &project, "b.txt", "2").await;
+    let held = s
+        .faults_until("two held messages", |f| f["held"] == 2)
+        .await;
+    assert_eq!(held["mode"], "hold");
     assert!(c.next(Duration::from_millis(300)).await.is_none());
     let resumed = s.admin("/admin/v1/faults/resume-delivery", json!({})).await;
     assert_eq!(resumed["delivered"], 2);
     assert_eq!(c.broadcast().await.payload["payload"]["seq"], 1);
     assert_eq!(c.broadcast().await.payload["payload"]["seq"], 2);
+    assert_eq!(
+        s.faults().await,
+        json!({"mode": "live", "delivered": 2, "dropped": 0, "held": 0})
+    );
 
-    // Dropped: the message is lost (the log still has it).
+    // Dropped: the message is lost (the log still has it). The counter says when the stack has
+    // dropped it, so resuming cannot race the fan-out.
     s.admin("/admin/v1/faults/pause-delivery", json!({"mode": "drop"}))
         .await;
     save(&s, &token, &project, "c.txt", "3").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let dropping = s
+        .faults_until("the dropped message", |f| f["dropped"] == 1)
+        .await;
+    assert_eq!(dropping["mode"], "drop");
     let resumed = s.admin("/admin/v1/faults/resume-delivery", json!({})).await;
     assert_eq!(resumed["dropped"], 1);
     save(&s, &token, &project, "d.txt", "4").await;
     assert_eq!(c.broadcast().await.payload["payload"]["seq"], 4);
+    assert_eq!(
+        s.faults().await,
+        json!({"mode": "live", "delivered": 3, "dropped": 1, "held": 0})
+    );
 
     // Drop every socket: the client sees the connection end without a close frame.
     let dropped = s.admin("/admin/v1/faults/drop-websockets", json!({})).await;

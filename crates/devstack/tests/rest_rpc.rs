@@ -299,3 +299,165 @@ async fn transaction_settings_and_errors() {
 
     s.dev.shutdown().await;
 }
+
+/// fs-sync's RPCs take the request body as one json argument and check it themselves: over HTTP
+/// a bad argument is 422 PT422 naming the parameter and the rule, not a 400 with Postgres'
+/// conversion error (22P05 for a NUL, 22003/22P02 for numbers), and nothing is stored.
+#[tokio::test]
+async fn fs_sync_rpcs_refuse_bad_arguments_with_422() {
+    let s = stack().await;
+    let (owner, token) = s.user().await;
+    let project = s.project(&owner).await;
+    let p = project.as_str();
+    let upsert = |path: Value, content: Value, expected: Value| json!({"project_uuid": p, "p_file_path": path, "p_content": content, "expected_version": expected});
+    let cases = [
+        (
+            "upsert_project_file",
+            upsert(json!("a\u{0}.ts"), json!("x"), Value::Null),
+            "p_file_path",
+            "nul",
+        ),
+        (
+            "upsert_project_file",
+            upsert(json!("a.ts"), json!("x\u{0}y"), Value::Null),
+            "p_content",
+            "nul",
+        ),
+        (
+            "upsert_project_file",
+            upsert(json!("a.ts"), json!(42), Value::Null),
+            "p_content",
+            "string",
+        ),
+        (
+            "upsert_project_file",
+            upsert(json!("a.ts"), json!({"a": 1}), Value::Null),
+            "p_content",
+            "string",
+        ),
+        (
+            "upsert_project_file",
+            upsert(json!("a.ts"), json!(["x"]), Value::Null),
+            "p_content",
+            "string",
+        ),
+        (
+            "upsert_project_file",
+            upsert(json!("a.ts"), json!(false), Value::Null),
+            "p_content",
+            "string",
+        ),
+        (
+            "upsert_project_file",
+            upsert(json!("a.ts"), Value::Null, Value::Null),
+            "p_content",
+            "required",
+        ),
+        (
+            "upsert_project_file",
+            upsert(json!("a.ts"), json!("x"), json!(2147483648u64)),
+            "expected_version",
+            "integer",
+        ),
+        (
+            "upsert_project_file",
+            upsert(json!("a.ts"), json!("x"), json!(1.5)),
+            "expected_version",
+            "integer",
+        ),
+        (
+            "upsert_project_file",
+            upsert(json!("a.ts"), json!("x"), json!("abc")),
+            "expected_version",
+            "integer",
+        ),
+        (
+            "upsert_project_file",
+            upsert(json!("a.ts"), json!("x"), json!(-1)),
+            "expected_version",
+            "integer",
+        ),
+        (
+            "delete_project_file",
+            json!({"project_uuid": p, "p_file_path": "a\u{0}"}),
+            "p_file_path",
+            "nul",
+        ),
+        (
+            "rename_project_file",
+            json!({"project_uuid": p, "p_from_path": "a", "p_to_path": 1}),
+            "p_to_path",
+            "string",
+        ),
+        (
+            "bulk_upsert_project_files",
+            json!({"project_uuid": p, "files": [{"file_path": "a.ts", "content": "\u{0}"}]}),
+            "files[0].content",
+            "nul",
+        ),
+        (
+            "get_project_files",
+            json!({"project_uuid": p, "paths": ["a\u{0}"]}),
+            "paths[0]",
+            "nul",
+        ),
+        (
+            "list_project_events",
+            json!({"project_uuid": p, "after_seq": "abc"}),
+            "after_seq",
+            "integer",
+        ),
+        (
+            "get_project_sync_state",
+            json!({"project_uuid": "abc"}),
+            "project_uuid",
+            "uuid",
+        ),
+        (
+            "upsert_project_file",
+            json!({"project_uuid": p, "p_path": "x"}),
+            "p_path",
+            "unknown",
+        ),
+    ];
+    for (rpc, body, param, rule) in cases {
+        let r = s.rpc(rpc, Some(&token), body.clone()).await;
+        assert_eq!(r.status(), 422, "{rpc} {body}");
+        let err: Value = r.json().await.unwrap();
+        assert_eq!(err["code"], "PT422", "{rpc} {body}: {err}");
+        let details: Value = serde_json::from_str(err["details"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            details,
+            json!({"param": param, "rule": rule}),
+            "{rpc} {body}"
+        );
+        assert!(
+            err["message"].as_str().unwrap().contains(param),
+            "{rpc}: {err}"
+        );
+    }
+    let stored: i64 = s
+        .db
+        .admin()
+        .query_one(
+            "select (select count(*) from public.project_files) + (select count(*) from public.project_events)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0, "a refused call stores nothing");
+
+    // The same call with valid arguments, as supabase-js sends it, works.
+    let r = s
+        .rpc(
+            "upsert_project_file",
+            Some(&token),
+            upsert(json!("a.ts"), json!("x"), json!(0)),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["version"], 1);
+
+    s.dev.shutdown().await;
+}

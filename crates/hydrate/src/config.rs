@@ -1,5 +1,6 @@
-//! The agent's configuration: DESIGN.md's container env plus command-line flags, and the refusal
-//! to run next to a service credential.
+//! The agent's configuration: docs/contracts.md's container env plus command-line flags (parsed by
+//! clap; each flag can also be given as an `FS_SYNC_*` environment variable), and the refusal to
+//! run next to a service credential.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,28 +8,72 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use clap::parser::ValueSource;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
-/// `fs-sync-hydrate --help`.
-pub const USAGE: &str = "\
-usage: fs-sync-hydrate [--target DIR] [--exec CMD] [--metrics-addr ADDR|off] [--state-dir DIR]
-                       [--sync-interval SECS] [--no-progress]
-
-Hydrates a preview container from a verified fs-sync snapshot, then applies the project's
-realtime changes in order until stopped (or until the --exec command exits).
-
+/// What `--help` adds after the flags: the container environment.
+const CONTAINER_ENV: &str = "\
 Environment (from fs-sync-edge's POST /sessions): PROJECT_ID, SESSION_ID, SNAPSHOT_URL,
 SNAPSHOT_SHA256, SUPABASE_URL, SUPABASE_ANON_KEY, REALTIME_TOKEN, TOKEN_EXPIRES_AT, EDGE_URL.
 It refuses to start when a service-role key or the JWT secret is in its environment.
+Each flag can also be set by the environment variable shown with it; the flag wins.";
 
-  --target DIR          the project folder (default /app/project)
-  --exec CMD            once hydrated, run `sh -c CMD` in DIR (e.g. \"npm run dev\"); SIGTERM and
-                        SIGINT are forwarded to it and the agent exits with its status
-  --metrics-addr ADDR   serve GET /healthz and GET /metrics here (default 127.0.0.1:9464;
-                        \"off\" disables)
-  --state-dir DIR       where to keep <project_id>.json (default DIR/../.fs-sync-state)
-  --sync-interval SECS  how often to confirm the position with get_project_sync_state (default 15)
-  --no-progress         no download progress bar even on a terminal
-";
+/// `fs-sync-hydrate`'s flags.
+#[derive(clap::Parser)]
+#[command(
+    name = "fs-sync-hydrate",
+    about = "Hydrates a preview container from a verified fs-sync snapshot, then applies the \
+             project's realtime changes in order until stopped (or until the --exec command exits).",
+    after_help = CONTAINER_ENV
+)]
+struct Flags {
+    /// The project folder.
+    #[arg(
+        long,
+        env = "FS_SYNC_TARGET",
+        value_name = "DIR",
+        default_value = "/app/project"
+    )]
+    target: PathBuf,
+    /// Once hydrated, run `sh -c CMD` in DIR (e.g. "npm run dev"); SIGTERM and SIGINT are
+    /// forwarded to it and the agent exits with its status.
+    #[arg(long, env = "FS_SYNC_EXEC", value_name = "CMD")]
+    exec: Option<String>,
+    /// Serve GET /healthz and GET /metrics here ("off" disables).
+    #[arg(
+        long,
+        env = "FS_SYNC_METRICS_ADDR",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9464"
+    )]
+    metrics_addr: String,
+    /// Where to keep <project_id>.json [default: DIR/../.fs-sync-state]
+    #[arg(long, env = "FS_SYNC_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Idle interval: the position is confirmed with get_project_sync_state 0.5 s after
+    /// activity, then ever more rarely until once per interval; failed files and refused binaries
+    /// are retried on it.
+    #[arg(
+        long,
+        env = "FS_SYNC_SYNC_INTERVAL",
+        value_name = "SECS",
+        default_value = "15"
+    )]
+    sync_interval: String,
+    /// No download progress bar even on a terminal.
+    #[arg(long, env = "FS_SYNC_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
+    no_progress: bool,
+    /// The most content a snapshot may declare; keep it equal to the database's
+    /// limits.max_project_bytes.
+    #[arg(long, env = "FS_SYNC_MAX_PROJECT_BYTES", value_name = "BYTES",
+          default_value_t = fs_sync_core::MAX_PROJECT_BYTES)]
+    max_project_bytes: u64,
+    /// The most files a snapshot may declare; keep it equal to the database's
+    /// limits.max_project_files.
+    #[arg(long, env = "FS_SYNC_MAX_PROJECT_FILES", value_name = "N",
+          default_value_t = fs_sync_core::MAX_PROJECT_FILES)]
+    max_project_files: usize,
+}
 
 /// Environment variables that hold a service credential; their presence stops the agent.
 const FORBIDDEN_VARS: &[&str] = &[
@@ -46,7 +91,7 @@ const FORBIDDEN_VARS: &[&str] = &[
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// A service credential is in the environment (DESIGN.md invariant 7).
+    /// A service credential is in the environment (docs/contracts.md invariant 7).
     #[error(
         "refusing to start: {name} {why}; a container must hold only its project-scoped read \
          token (REALTIME_TOKEN), never a service-role key or the JWT secret"
@@ -68,12 +113,12 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
-    /// Bad command line.
-    #[error("{0}\n\n{USAGE}")]
+    /// Bad command line: clap's message, with the usage line.
+    #[error("{0}")]
     Usage(String),
-    /// `--help` was given.
-    #[error("{USAGE}")]
-    Help,
+    /// `--help` was given: the help text.
+    #[error("{0}")]
+    Help(String),
 }
 
 /// Everything the agent needs to run. Its `Debug` output hides the token and the signed URL.
@@ -113,6 +158,8 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// Show a download progress bar (only ever on a terminal).
     pub progress: bool,
+    /// What a snapshot may declare at most (the project caps the database enforces).
+    pub limits: fs_sync_core::Limits,
 }
 
 impl std::fmt::Debug for Config {
@@ -139,7 +186,8 @@ impl std::fmt::Debug for Config {
 
 impl Config {
     /// Builds the configuration from environment variables and command-line arguments (without
-    /// the program name). Checks the environment with [`check_environment`] first.
+    /// the program name). Checks the environment with [`check_environment`] first. Values come
+    /// only from `vars`, never from the process environment.
     pub fn from_env_and_args<V, A>(vars: V, args: A) -> Result<Config, ConfigError>
     where
         V: IntoIterator<Item = (String, String)>,
@@ -152,6 +200,8 @@ impl Config {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
+        // Before the container variables, so --help and usage errors need none of them.
+        let flags = parse_flags(&get, args)?;
         let need = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
 
         let project_id = need("PROJECT_ID")?;
@@ -197,67 +247,6 @@ impl Config {
             check_url("EDGE_URL", u)?;
         }
 
-        let mut target = PathBuf::from("/app/project");
-        let mut state_dir = None;
-        let mut exec = None;
-        let mut metrics_addr = Some(SocketAddr::from(([127, 0, 0, 1], 9464)));
-        let mut sync_interval = Duration::from_secs(15);
-        let mut progress = true;
-        let mut it = args.into_iter();
-        while let Some(a) = it.next() {
-            let (flag, inline) = match a.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-                _ => (a.clone(), None),
-            };
-            let mut value = |name: &str| {
-                inline
-                    .clone()
-                    .or_else(|| it.next())
-                    .ok_or_else(|| ConfigError::Usage(format!("{name} needs a value")))
-            };
-            match flag.as_str() {
-                "--target" => target = PathBuf::from(value("--target")?),
-                "--state-dir" => state_dir = Some(PathBuf::from(value("--state-dir")?)),
-                "--exec" => exec = Some(value("--exec")?).filter(|c| !c.trim().is_empty()),
-                "--metrics-addr" => {
-                    let v = value("--metrics-addr")?;
-                    metrics_addr = if v == "off" {
-                        None
-                    } else {
-                        Some(v.parse().map_err(|e| ConfigError::Invalid {
-                            name: "--metrics-addr".into(),
-                            reason: format!("{v:?}: {e}"),
-                        })?)
-                    };
-                }
-                "--sync-interval" => {
-                    let v = value("--sync-interval")?;
-                    let secs: f64 = v.parse().ok().filter(|s: &f64| *s > 0.0).ok_or_else(|| {
-                        ConfigError::Invalid {
-                            name: "--sync-interval".into(),
-                            reason: format!("{v:?} is not a positive number of seconds"),
-                        }
-                    })?;
-                    sync_interval = Duration::from_secs_f64(secs);
-                }
-                "--no-progress" => progress = false,
-                "-h" | "--help" => return Err(ConfigError::Help),
-                other => return Err(ConfigError::Usage(format!("unknown option {other:?}"))),
-            }
-        }
-        if target.file_name().is_none() {
-            return Err(ConfigError::Invalid {
-                name: "--target".into(),
-                reason: format!("{} has no folder name", target.display()),
-            });
-        }
-        let state_dir = state_dir.unwrap_or_else(|| {
-            target
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or_else(|| std::path::Path::new("."))
-                .join(".fs-sync-state")
-        });
         Ok(Config {
             project_id,
             session_id,
@@ -268,16 +257,121 @@ impl Config {
             token,
             token_expires_at,
             edge_url,
-            target,
-            state_dir,
-            exec,
-            metrics_addr,
-            sync_interval,
+            target: flags.target,
+            state_dir: flags.state_dir,
+            exec: flags.exec,
+            metrics_addr: flags.metrics_addr,
+            sync_interval: flags.sync_interval,
             join_timeout: Duration::from_secs(5),
             heartbeat_interval: Duration::from_secs(25),
-            progress,
+            progress: flags.progress,
+            limits: flags.limits,
         })
     }
+}
+
+/// The flags' part of [`Config`].
+struct Options {
+    target: PathBuf,
+    state_dir: PathBuf,
+    exec: Option<String>,
+    metrics_addr: Option<SocketAddr>,
+    sync_interval: Duration,
+    progress: bool,
+    limits: fs_sync_core::Limits,
+}
+
+/// Parses the flags with clap. Clap would read the `FS_SYNC_*` variables from the process
+/// environment; they are taken from the caller's variables (`get`) instead and handed to clap as
+/// their flags' defaults, which rank where environment values do: below the flag. ADDR and SECS
+/// are checked here rather than by clap value parsers so that an unusable value is reported under
+/// the name it came by, flag or variable (clap would always name the flag).
+fn parse_flags(
+    get: &dyn Fn(&str) -> Option<String>,
+    args: impl IntoIterator<Item = String>,
+) -> Result<Options, ConfigError> {
+    let command = Flags::command().mut_args(|arg| {
+        let from_env = arg.get_env().and_then(|n| get(&n.to_string_lossy()));
+        let arg = arg.env(None);
+        match from_env {
+            Some(value) => arg.default_value(value),
+            None => arg,
+        }
+    });
+    let argv = std::iter::once("fs-sync-hydrate".to_owned()).chain(args);
+    let matches = command
+        .try_get_matches_from(argv)
+        .map_err(|e| match e.kind() {
+            clap::error::ErrorKind::DisplayHelp => ConfigError::Help(help()),
+            _ => ConfigError::Usage(e.to_string()),
+        })?;
+    let flags = Flags::from_arg_matches(&matches).map_err(|e| ConfigError::Usage(e.to_string()))?;
+    let invalid = |id: &str, reason: String| {
+        let command = Flags::command();
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_id() == id)
+            .expect("a declared flag");
+        let from_env = matches.value_source(id) != Some(ValueSource::CommandLine);
+        let name = match arg.get_env().map(|v| v.to_string_lossy().into_owned()) {
+            Some(var) if from_env && get(&var).is_some() => var,
+            _ => format!("--{}", arg.get_long().expect("every flag is long")),
+        };
+        ConfigError::Invalid { name, reason }
+    };
+    let metrics_addr = match flags.metrics_addr.as_str() {
+        "off" => None,
+        v => Some(
+            v.parse()
+                .map_err(|e| invalid("metrics_addr", format!("{v:?}: {e}")))?,
+        ),
+    };
+    let v = &flags.sync_interval;
+    let sync_interval = v
+        .parse()
+        .ok()
+        .filter(|s: &f64| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| {
+            invalid(
+                "sync_interval",
+                format!("{v:?} is not a positive number of seconds"),
+            )
+        })?;
+    let target = flags.target;
+    if target.file_name().is_none() {
+        let reason = format!("{} has no folder name", target.display());
+        return Err(invalid("target", reason));
+    }
+    let state_dir = flags.state_dir.unwrap_or_else(|| {
+        target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| std::path::Path::new("."))
+            .join(".fs-sync-state")
+    });
+    Ok(Options {
+        target,
+        state_dir,
+        exec: flags.exec.filter(|c| !c.trim().is_empty()),
+        metrics_addr,
+        sync_interval,
+        progress: !flags.no_progress,
+        limits: fs_sync_core::Limits {
+            max_total_bytes: flags.max_project_bytes,
+            max_entries: flags.max_project_files,
+            ..fs_sync_core::Limits::default()
+        },
+    })
+}
+
+/// `fs-sync-hydrate --help`: clap's help, naming each flag's variable (never its value, which
+/// would be the process's rather than the caller's).
+fn help() -> String {
+    Flags::command()
+        .mut_args(|a| a.hide_env_values(true))
+        .render_help()
+        .to_string()
 }
 
 /// Refuses an environment that holds a service credential: a variable named like the
@@ -352,13 +446,9 @@ pub(crate) fn parse_time(v: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::from_nanos(nanos as u64))
 }
 
+/// The hyphenated form only, as Postgres prints a uuid.
 fn is_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
+    s.len() == 36 && uuid::Uuid::try_parse(s).is_ok()
 }
 
 fn check_url(name: &str, url: &str) -> Result<(), ConfigError> {
@@ -378,122 +468,4 @@ fn check_url(name: &str, url: &str) -> Result<(), ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn jwt(payload: &str) -> String {
-        let b = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-        format!("{}.{}.sig", b(r#"{"alg":"HS256"}"#), b(payload))
-    }
-
-    fn env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = [
-            ("PROJECT_ID", "0F8FAD5B-D9CB-469F-A165-70867728950E"),
-            ("SESSION_ID", "s1"),
-            ("SNAPSHOT_URL", "http://127.0.0.1:1/snap.zip?token=t"),
-            ("SNAPSHOT_SHA256", &"AB".repeat(32)),
-            ("SUPABASE_URL", "http://127.0.0.1:2/"),
-            ("SUPABASE_ANON_KEY", "anon"),
-            ("REALTIME_TOKEN", "x.y.z"),
-            ("TOKEN_EXPIRES_AT", "2030-01-01T00:00:00Z"),
-            ("EDGE_URL", "http://127.0.0.1:3"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        v.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        v
-    }
-
-    #[test]
-    fn reads_the_design_env_and_flags() {
-        let args = [
-            "--target",
-            "/tmp/x/proj",
-            "--exec=npm run dev",
-            "--metrics-addr",
-            "off",
-        ]
-        .map(String::from);
-        let c = Config::from_env_and_args(env(&[]), args).unwrap();
-        assert_eq!(c.project_id, "0f8fad5b-d9cb-469f-a165-70867728950e");
-        assert_eq!(c.supabase_url, "http://127.0.0.1:2");
-        assert_eq!(c.snapshot_sha256.as_deref(), Some(&*"ab".repeat(32)));
-        assert_eq!(c.state_dir, PathBuf::from("/tmp/x/.fs-sync-state"));
-        assert_eq!(c.exec.as_deref(), Some("npm run dev"));
-        assert_eq!(c.metrics_addr, None);
-        let debug = format!("{c:?}");
-        assert!(
-            !debug.contains("x.y.z") && !debug.contains("token=t"),
-            "{debug}"
-        );
-        assert_eq!(
-            c.token_expires_at,
-            Some(UNIX_EPOCH + Duration::from_secs(1_893_456_000))
-        );
-        assert!(matches!(
-            Config::from_env_and_args(env(&[]), ["--bogus".to_string()]),
-            Err(ConfigError::Usage(_))
-        ));
-    }
-
-    #[test]
-    fn refuses_service_credentials() {
-        let service = jwt(r#"{"role":"service_role","exp":1}"#);
-        let bearer = format!("Bearer {service}");
-        for (name, value) in [
-            ("SUPABASE_SERVICE_ROLE_KEY", "anything"),
-            ("JWT_SECRET", "s3cret"),
-            ("SUPABASE_JWT_SECRET", "s3cret"),
-            ("SOME_TOKEN", service.as_str()),
-            ("AUTH_HEADER", bearer.as_str()),
-            ("KEY", "sb_secret_abc"),
-        ] {
-            let err =
-                Config::from_env_and_args(env(&[(name, value)]), Vec::<String>::new()).unwrap_err();
-            let msg = err.to_string();
-            assert!(
-                matches!(err, ConfigError::SecretInEnv { .. }),
-                "{name}: {msg}"
-            );
-            assert!(msg.contains(name), "{msg}");
-            assert!(!msg.contains(value), "the value must not be printed: {msg}");
-        }
-        // An anon key or a container token is fine.
-        let ok = [
-            ("SUPABASE_ANON_KEY", jwt(r#"{"role":"anon"}"#)),
-            (
-                "REALTIME_TOKEN",
-                jwt(r#"{"role":"fsync_container","exp":99}"#),
-            ),
-        ];
-        let mut vars = env(&[]);
-        vars.extend(ok.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        let c = Config::from_env_and_args(vars, Vec::<String>::new()).unwrap();
-        assert_eq!(
-            c.token_expires_at,
-            Some(UNIX_EPOCH + Duration::from_secs(1_893_456_000))
-        );
-    }
-
-    #[test]
-    fn expiry_falls_back_to_the_token() {
-        let vars: Vec<_> = env(&[])
-            .into_iter()
-            .filter(|(k, _)| k != "TOKEN_EXPIRES_AT" && k != "REALTIME_TOKEN")
-            .chain([(
-                "REALTIME_TOKEN".to_string(),
-                jwt(r#"{"role":"fsync_container","exp":1700000000}"#),
-            )])
-            .collect();
-        let c = Config::from_env_and_args(vars, Vec::<String>::new()).unwrap();
-        assert_eq!(
-            c.token_expires_at,
-            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
-        );
-        assert_eq!(
-            parse_time("2026-11-26T08:00:00.123456Z"),
-            Some(UNIX_EPOCH + Duration::from_nanos(1_795_680_000_123_456_000))
-        );
-    }
-}
+mod tests;

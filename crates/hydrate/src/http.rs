@@ -1,74 +1,114 @@
-//! A minimal HTTP/1.1 server for `GET /healthz` and `GET /metrics` (one request per connection).
+//! The agent's HTTP server (axum): `GET /healthz` (200 once ready, else 503) and `GET /metrics`.
+//! HEAD works wherever GET does; any other method is refused with 405.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use axum::extract::State;
+use axum::http::{header, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, MethodRouter};
+use axum::Router;
+use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
 
+/// Serves until the task is aborted (the agent's run ends).
 pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(5), handle(stream, &metrics)).await;
-        });
+    // axum::serve retries failed accepts itself and only returns if serving cannot go on; the
+    // agent keeps syncing without its endpoint then, as it always has.
+    let _ = axum::serve(listener, router(metrics)).await;
+}
+
+fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/healthz", only_get(get(healthz)))
+        .route("/metrics", only_get(get(prometheus)))
+        .fallback(not_found)
+        .with_state(metrics)
+}
+
+fn only_get(route: MethodRouter<Arc<Metrics>>) -> MethodRouter<Arc<Metrics>> {
+    route.fallback(|| async { (StatusCode::METHOD_NOT_ALLOWED, "use GET\n") })
+}
+
+async fn healthz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    if metrics.is_ready() {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "hydrating\n")
     }
 }
 
-async fn handle(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 || buf.len() > 16 * 1024 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
+async fn prometheus(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)],
+        metrics.render(),
+    )
+}
+
+async fn not_found(method: Method) -> impl IntoResponse {
+    if method == Method::GET || method == Method::HEAD {
+        (
+            StatusCode::NOT_FOUND,
+            "not found: try /healthz or /metrics\n",
+        )
+    } else {
+        (StatusCode::METHOD_NOT_ALLOWED, "use GET\n")
     }
-    let line = buf.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let head = method == "HEAD";
-    let (status, ctype, body) = match (method, path) {
-        ("GET" | "HEAD", "/healthz") if metrics.is_ready() => {
-            ("200 OK", "text/plain; charset=utf-8", "ok\n".to_owned())
-        }
-        ("GET" | "HEAD", "/healthz") => (
-            "503 Service Unavailable",
-            "text/plain; charset=utf-8",
-            "hydrating\n".to_owned(),
-        ),
-        ("GET" | "HEAD", "/metrics") => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(),
-        ),
-        ("GET" | "HEAD", _) => (
-            "404 Not Found",
-            "text/plain; charset=utf-8",
-            "not found: try /healthz or /metrics\n".to_owned(),
-        ),
-        _ => (
-            "405 Method Not Allowed",
-            "text/plain; charset=utf-8",
-            "use GET\n".to_owned(),
-        ),
-    };
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    if !head {
-        response.push_str(&body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn request(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = reqwest::Client::new()
+            .request(method, format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
     }
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+
+    #[tokio::test]
+    async fn health_metrics_and_refusals() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let server = tokio::spawn(serve(listener, metrics.clone()));
+
+        assert_eq!(
+            request(addr, "GET", "/healthz").await,
+            (503, "hydrating\n".into())
+        );
+        metrics.set_ready(0.5);
+        assert_eq!(
+            request(addr, "GET", "/healthz?x=1").await,
+            (200, "ok\n".into())
+        );
+        assert_eq!(
+            request(addr, "HEAD", "/healthz").await,
+            (200, String::new())
+        );
+        let r = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap();
+        assert_eq!(
+            r.headers()[reqwest::header::CONTENT_TYPE],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        assert!(r
+            .text()
+            .await
+            .unwrap()
+            .contains("# TYPE hydrate_ready gauge\nhydrate_ready 1\n"));
+        assert_eq!(request(addr, "GET", "/nope").await.0, 404);
+        assert_eq!(
+            request(addr, "POST", "/metrics").await,
+            (405, "use GET\n".into())
+        );
+        assert_eq!(request(addr, "DELETE", "/nope").await.0, 405);
+        server.abort();
+    }
 }

@@ -2,20 +2,22 @@
 //! keeps them equal to the database.
 //!
 //! It replaces the seed's `entrypoint.js`. Given the environment fs-sync-edge hands a container
-//! (DESIGN.md "Container token and env"), [`Agent::run`]:
+//! (docs/contracts.md, "Container token and env"), [`Agent::run`]:
 //!
 //! 1. refuses to start when a service credential is in its environment ([`check_environment`]);
 //! 2. joins the project's private realtime topic first and buffers what arrives;
 //! 3. downloads the snapshot (streaming, sha256-verified) and extracts it through
-//!    [`fs_sync_core::extract_snapshot`], or resumes from its saved state when that state still
-//!    describes the folder (see "State" below);
+//!    [`fs_sync_core::extract_snapshot`] (refusing, before anything is written, a snapshot of
+//!    another project or one declaring more than the project caps), or resumes from its saved
+//!    state when that state still describes the folder (see "State" below);
 //! 4. applies every event with seq > the snapshot's `as_of_seq` strictly in order (a
 //!    [`fs_sync_core::Sequencer`]): atomic writes, deletes, renames, `bulk:apply` and
 //!    `content_omitted` contents fetched with `get_project_files`; a write whose hash already
 //!    matches the file on disk is skipped;
-//! 5. catches up from `list_project_events` on every gap, after every (re)join and whenever the
-//!    periodic `get_project_sync_state` check shows it is behind; refreshes its token through the
-//!    edge before it expires;
+//! 5. catches up from `list_project_events` on every gap, after every (re)join and whenever a
+//!    `get_project_sync_state` check shows it is behind (checks follow activity, 0.5 s after the
+//!    last event and then ever more rarely, down to once per `--sync-interval` when idle:
+//!    [`fs_sync_core::CheckCadence`]); refreshes its token through the edge before it expires;
 //! 6. reports readiness (a `ready` log line, `GET /healthz`, Prometheus `GET /metrics`) and can
 //!    run the dev server (`--exec`), forwarding SIGTERM/SIGINT to it and exiting with its status.
 //!
@@ -29,8 +31,16 @@
 //! changed, e.g. because the agent died between a write and the next state save) are not a reason
 //! to re-hydrate: the agent first catches up from the log (replaying events is idempotent: writes
 //! whose hash matches are skipped), then re-fetches each remaining mismatched file at its head
-//! version. Files the agent does not track (a dev server's `node_modules`, build output) are left
-//! alone. Without usable state the agent hydrates from the snapshot.
+//! version. Without usable state the agent hydrates from the snapshot.
+//!
+//! # The folder is shared
+//!
+//! Files the agent does not track (a dev server's `node_modules`, build output) are never deleted
+//! and never stop a change: an untracked entry in the way of a project file or folder (or an
+//! untracked file at a path the project creates) is moved to `.fs-sync/displaced/` and logged
+//! (`untracked.displaced`), and no symbolic link is followed. The agent's own temporary files and
+//! staging folders live in the reserved `.fs-sync/` folder, which no project path can enter; it
+//! empties `.fs-sync/tmp/` and removes stale staging folders at every start.
 //!
 //! # Example
 //!
@@ -55,17 +65,21 @@
 mod agent;
 mod api;
 mod config;
+mod driver;
+mod exec;
 mod fsops;
 mod http;
 mod log;
 mod metrics;
+mod mirror;
+mod plan;
 mod realtime;
 mod snapshot;
 mod state;
 
 pub use agent::{Agent, Outcome};
 pub use api::ApiError;
-pub use config::{check_environment, Config, ConfigError, USAGE};
+pub use config::{check_environment, Config, ConfigError};
 pub use log::Logger;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use state::state_file;

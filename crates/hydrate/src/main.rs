@@ -9,11 +9,15 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            if let Some(ConfigError::Help) = e.downcast_ref::<ConfigError>() {
-                print!("{}", fs_sync_hydrate::USAGE);
-                return ExitCode::SUCCESS;
+            match e.downcast_ref::<ConfigError>() {
+                Some(ConfigError::Help(help)) => {
+                    print!("{help}");
+                    return ExitCode::SUCCESS;
+                }
+                // clap's message names the program in its usage line already.
+                Some(ConfigError::Usage(message)) => eprint!("{message}"),
+                _ => eprintln!("fs-sync-hydrate: {e:#}"),
             }
-            eprintln!("fs-sync-hydrate: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -45,12 +49,18 @@ fn run() -> anyhow::Result<u8> {
                 }
             });
         }
-        let agent = Agent::start(config, logger.clone()).await?;
-        let outcome = agent.run(rx).await;
-        if let Err(e) = &outcome {
-            logger.error("agent.failed", &format!("{e:#}"), serde_json::Value::Null);
-        }
-        anyhow::Ok(outcome?.exit_code())
+        let outcome = match Agent::start(config, logger.clone()).await {
+            Ok(agent) => agent.run(rx).await,
+            Err(e) => Err(e),
+        };
+        // Reported once, as a log line like everything else the agent says.
+        anyhow::Ok(outcome.map_or_else(
+            |e| {
+                logger.error("agent.failed", &format!("{e:#}"), serde_json::Value::Null);
+                2
+            },
+            |o| o.exit_code(),
+        ))
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     Ok(code)

@@ -1,45 +1,47 @@
-//! Counters and gauges, rendered in Prometheus text format for `GET /metrics`.
+//! The agent's counters and gauges, exposed through `prometheus-client` in the Prometheus text
+//! format (version 0.0.4) for `GET /metrics`.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds (seconds) of the `event_lag_seconds` histogram buckets.
-const LAG_BUCKETS: &[f64] = &[
+const LAG_BUCKETS: [f64; 13] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
 /// The agent's metrics. Shared between the agent, its HTTP server and in-process tests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    hydrate_seconds: AtomicU64,
-    ready: AtomicBool,
-    resumed: AtomicBool,
+    registry: Registry,
+    hydrate_seconds: Gauge<f64, AtomicU64>,
+    ready: Gauge,
+    resumed: Gauge,
+    /// Not exported: the snapshot's `start_seq`, for tests and logs.
     start_seq: AtomicU64,
-    last_applied_seq: AtomicU64,
-    pub(crate) events_applied: AtomicU64,
-    pub(crate) catchups: AtomicU64,
-    pub(crate) catchup_events: AtomicU64,
-    pub(crate) gaps: AtomicU64,
-    pub(crate) reconnects: AtomicU64,
-    pub(crate) skipped_writes: AtomicU64,
-    pub(crate) files_written: AtomicU64,
-    pub(crate) files_deleted: AtomicU64,
-    pub(crate) files_moved: AtomicU64,
-    pub(crate) files_repaired: AtomicU64,
-    pub(crate) token_refreshes: AtomicU64,
-    pub(crate) token_refresh_failures: AtomicU64,
-    pub(crate) binary_fetch_failures: AtomicU64,
-    pub(crate) apply_errors: AtomicU64,
-    pub(crate) events_rejected: AtomicU64,
-    lag: Mutex<Histogram>,
-}
-
-#[derive(Debug, Default)]
-struct Histogram {
-    counts: [u64; 13],
-    count: u64,
-    sum: f64,
+    last_applied_seq: Gauge<u64, AtomicU64>,
+    pub(crate) events_applied: Counter,
+    pub(crate) catchups: Counter,
+    pub(crate) catchup_events: Counter,
+    pub(crate) gaps: Counter,
+    pub(crate) reconnects: Counter,
+    pub(crate) skipped_writes: Counter,
+    pub(crate) files_written: Counter,
+    pub(crate) files_deleted: Counter,
+    pub(crate) files_moved: Counter,
+    pub(crate) files_repaired: Counter,
+    pub(crate) token_refreshes: Counter,
+    pub(crate) token_refresh_failures: Counter,
+    pub(crate) binary_fetch_failures: Counter,
+    pub(crate) apply_errors: Counter,
+    pub(crate) events_rejected: Counter,
+    pub(crate) position_checks: Counter,
+    pub(crate) untracked_displaced: Counter,
+    lag: Histogram,
 }
 
 /// A plain copy of the counters, for tests and logs.
@@ -82,206 +84,225 @@ pub struct MetricsSnapshot {
     pub binary_fetch_failures: u64,
     /// File operations that failed on disk.
     pub apply_errors: u64,
+    /// Position checks (get_project_sync_state) made.
+    pub position_checks: u64,
+    /// Untracked entries moved aside because a project file or folder needed their place.
+    pub untracked_displaced: u64,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut m = Metrics {
+            registry: Registry::default(),
+            hydrate_seconds: Gauge::default(),
+            ready: Gauge::default(),
+            resumed: Gauge::default(),
+            start_seq: AtomicU64::default(),
+            last_applied_seq: Gauge::default(),
+            events_applied: Counter::default(),
+            catchups: Counter::default(),
+            catchup_events: Counter::default(),
+            gaps: Counter::default(),
+            reconnects: Counter::default(),
+            skipped_writes: Counter::default(),
+            files_written: Counter::default(),
+            files_deleted: Counter::default(),
+            files_moved: Counter::default(),
+            files_repaired: Counter::default(),
+            token_refreshes: Counter::default(),
+            token_refresh_failures: Counter::default(),
+            binary_fetch_failures: Counter::default(),
+            apply_errors: Counter::default(),
+            events_rejected: Counter::default(),
+            position_checks: Counter::default(),
+            untracked_displaced: Counter::default(),
+            lag: Histogram::new(LAG_BUCKETS),
+        };
+        // The registry holds clones (shared atomics) of the fields. Help texts get their full stop
+        // from the registry; counters their `_total` suffix from the encoder.
+        let r = &mut m.registry;
+        r.register(
+            "hydrate_seconds",
+            "Seconds from agent start to ready (snapshot downloaded, extracted and caught up)",
+            m.hydrate_seconds.clone(),
+        );
+        r.register(
+            "hydrate_ready",
+            "1 once hydrated and caught up",
+            m.ready.clone(),
+        );
+        r.register(
+            "hydrate_resumed",
+            "1 when the agent resumed from saved state instead of the snapshot",
+            m.resumed.clone(),
+        );
+        r.register(
+            "last_applied_seq",
+            "The change-log seq of the last applied event",
+            m.last_applied_seq.clone(),
+        );
+        for (name, help, c) in [
+            (
+                "events_applied",
+                "Events applied, in seq order",
+                &m.events_applied,
+            ),
+            (
+                "catchups",
+                "Catch-ups from list_project_events that fetched events",
+                &m.catchups,
+            ),
+            (
+                "catchup_events",
+                "Events fetched from the change log",
+                &m.catchup_events,
+            ),
+            ("gaps", "Gaps detected in the realtime stream", &m.gaps),
+            (
+                "reconnects",
+                "Realtime re-joins after the first join",
+                &m.reconnects,
+            ),
+            (
+                "skipped_writes",
+                "Writes skipped because the file on disk already had the content hash",
+                &m.skipped_writes,
+            ),
+            (
+                "files_written",
+                "Files written atomically (created or replaced)",
+                &m.files_written,
+            ),
+            ("files_deleted", "Files deleted", &m.files_deleted),
+            ("files_moved", "Files moved by renames", &m.files_moved),
+            (
+                "files_repaired",
+                "Files re-fetched at startup because they did not match the saved state",
+                &m.files_repaired,
+            ),
+            (
+                "token_refreshes",
+                "Container token refreshes through the edge",
+                &m.token_refreshes,
+            ),
+            (
+                "token_refresh_failures",
+                "Failed token refresh attempts",
+                &m.token_refresh_failures,
+            ),
+            (
+                "binary_fetch_failures",
+                "Binary contents that Storage refused to the container token",
+                &m.binary_fetch_failures,
+            ),
+            (
+                "apply_errors",
+                "File operations that failed on disk",
+                &m.apply_errors,
+            ),
+            (
+                "events_rejected",
+                "Events refused because they could not be read",
+                &m.events_rejected,
+            ),
+            (
+                "position_checks",
+                "Position checks against get_project_sync_state",
+                &m.position_checks,
+            ),
+            (
+                "untracked_displaced",
+                "Untracked entries moved to .fs-sync/displaced/ to make room for project files",
+                &m.untracked_displaced,
+            ),
+        ] {
+            r.register(name, help, c.clone());
+        }
+        r.register(
+            "event_lag_seconds",
+            "Time from an event's commit (its timestamp) to its application",
+            m.lag.clone(),
+        );
+        m
+    }
 }
 
 impl Metrics {
-    pub(crate) fn inc(c: &AtomicU64) {
-        c.fetch_add(1, Relaxed);
+    pub(crate) fn inc(c: &Counter) {
+        c.inc();
     }
 
     pub(crate) fn set_ready(&self, hydrate_seconds: f64) {
-        self.hydrate_seconds
-            .store(hydrate_seconds.to_bits(), Relaxed);
-        self.ready.store(true, Relaxed);
+        self.hydrate_seconds.set(hydrate_seconds);
+        self.ready.set(1);
     }
 
     pub(crate) fn set_start(&self, seq: u64, resumed: bool) {
         self.start_seq.store(seq, Relaxed);
-        self.last_applied_seq.store(seq, Relaxed);
-        self.resumed.store(resumed, Relaxed);
+        self.last_applied_seq.set(seq);
+        self.resumed.set(i64::from(resumed));
+    }
+
+    /// Copies the follower's counters (it owns gaps, catch-ups and position checks). Its totals
+    /// only grow, so storing them keeps the exported counters monotonic.
+    pub(crate) fn set_follower(&self, s: &fs_sync_core::FollowerStats) {
+        self.gaps.inner().store(s.gaps, Relaxed);
+        self.catchups.inner().store(s.catchups, Relaxed);
+        self.catchup_events.inner().store(s.catchup_events, Relaxed);
+        self.position_checks
+            .inner()
+            .store(s.position_checks, Relaxed);
     }
 
     pub(crate) fn set_last_applied(&self, seq: u64) {
-        self.last_applied_seq.store(seq, Relaxed);
+        self.last_applied_seq.set(seq);
     }
 
     /// True once hydrated and caught up: `/healthz` answers 200.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Relaxed)
+        self.ready.get() == 1
     }
 
     pub(crate) fn observe_lag(&self, seconds: f64) {
-        let mut h = self.lag.lock().expect("metrics lock");
-        for (i, le) in LAG_BUCKETS.iter().enumerate() {
-            if seconds <= *le {
-                h.counts[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += seconds;
+        self.lag.observe(seconds);
     }
 
     /// The current values.
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let g = |c: &AtomicU64| c.load(Relaxed);
         MetricsSnapshot {
-            hydrate_seconds: f64::from_bits(g(&self.hydrate_seconds)),
-            ready: self.ready.load(Relaxed),
-            resumed: self.resumed.load(Relaxed),
-            start_seq: g(&self.start_seq),
-            last_applied_seq: g(&self.last_applied_seq),
-            events_applied: g(&self.events_applied),
-            catchups: g(&self.catchups),
-            catchup_events: g(&self.catchup_events),
-            gaps: g(&self.gaps),
-            reconnects: g(&self.reconnects),
-            skipped_writes: g(&self.skipped_writes),
-            files_written: g(&self.files_written),
-            files_deleted: g(&self.files_deleted),
-            files_moved: g(&self.files_moved),
-            files_repaired: g(&self.files_repaired),
-            token_refreshes: g(&self.token_refreshes),
-            binary_fetch_failures: g(&self.binary_fetch_failures),
-            apply_errors: g(&self.apply_errors),
+            hydrate_seconds: self.hydrate_seconds.get(),
+            ready: self.is_ready(),
+            resumed: self.resumed.get() == 1,
+            start_seq: self.start_seq.load(Relaxed),
+            last_applied_seq: self.last_applied_seq.get(),
+            events_applied: self.events_applied.get(),
+            catchups: self.catchups.get(),
+            catchup_events: self.catchup_events.get(),
+            gaps: self.gaps.get(),
+            reconnects: self.reconnects.get(),
+            skipped_writes: self.skipped_writes.get(),
+            files_written: self.files_written.get(),
+            files_deleted: self.files_deleted.get(),
+            files_moved: self.files_moved.get(),
+            files_repaired: self.files_repaired.get(),
+            token_refreshes: self.token_refreshes.get(),
+            binary_fetch_failures: self.binary_fetch_failures.get(),
+            apply_errors: self.apply_errors.get(),
+            position_checks: self.position_checks.get(),
+            untracked_displaced: self.untracked_displaced.get(),
         }
     }
 
-    /// Prometheus text exposition format (version 0.0.4).
+    /// Prometheus text exposition format (version 0.0.4), served as [`Metrics::CONTENT_TYPE`].
     pub fn render(&self) -> String {
-        let s = self.snapshot();
         let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = write!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            );
-        };
-        metric(
-            "hydrate_seconds",
-            "gauge",
-            "Seconds from agent start to ready (snapshot downloaded, extracted and caught up).",
-            fmt_f64(s.hydrate_seconds),
-        );
-        metric(
-            "hydrate_ready",
-            "gauge",
-            "1 once hydrated and caught up.",
-            u8::from(s.ready).to_string(),
-        );
-        metric(
-            "hydrate_resumed",
-            "gauge",
-            "1 when the agent resumed from saved state instead of the snapshot.",
-            u8::from(s.resumed).to_string(),
-        );
-        metric(
-            "last_applied_seq",
-            "gauge",
-            "The change-log seq of the last applied event.",
-            s.last_applied_seq.to_string(),
-        );
-        let counters: [(&str, &str, u64); 14] = [
-            (
-                "events_applied_total",
-                "Events applied, in seq order.",
-                s.events_applied,
-            ),
-            (
-                "catchups_total",
-                "Catch-ups from list_project_events that fetched events.",
-                s.catchups,
-            ),
-            (
-                "catchup_events_total",
-                "Events fetched from the change log.",
-                s.catchup_events,
-            ),
-            (
-                "gaps_total",
-                "Gaps detected in the realtime stream.",
-                s.gaps,
-            ),
-            (
-                "reconnects_total",
-                "Realtime re-joins after the first join.",
-                s.reconnects,
-            ),
-            (
-                "skipped_writes_total",
-                "Writes skipped because the file on disk already had the content hash.",
-                s.skipped_writes,
-            ),
-            (
-                "files_written_total",
-                "Files written atomically (created or replaced).",
-                s.files_written,
-            ),
-            ("files_deleted_total", "Files deleted.", s.files_deleted),
-            (
-                "files_moved_total",
-                "Files moved by renames.",
-                s.files_moved,
-            ),
-            (
-                "files_repaired_total",
-                "Files re-fetched at startup because they did not match the saved state.",
-                s.files_repaired,
-            ),
-            (
-                "token_refreshes_total",
-                "Container token refreshes through the edge.",
-                s.token_refreshes,
-            ),
-            (
-                "token_refresh_failures_total",
-                "Failed token refresh attempts.",
-                self.token_refresh_failures.load(Relaxed),
-            ),
-            (
-                "binary_fetch_failures_total",
-                "Binary contents that Storage refused to the container token.",
-                s.binary_fetch_failures,
-            ),
-            (
-                "apply_errors_total",
-                "File operations that failed on disk.",
-                s.apply_errors,
-            ),
-        ];
-        for (name, help, v) in counters {
-            metric(name, "counter", help, v.to_string());
-        }
-        let h = self.lag.lock().expect("metrics lock");
-        let _ = write!(
-            out,
-            "# HELP event_lag_seconds Time from an event's commit (its timestamp) to its application.\n\
-             # TYPE event_lag_seconds histogram\n"
-        );
-        for (i, le) in LAG_BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "event_lag_seconds_bucket{{le=\"{}\"}} {}",
-                fmt_f64(*le),
-                h.counts[i]
-            );
-        }
-        let _ = write!(
-            out,
-            "event_lag_seconds_bucket{{le=\"+Inf\"}} {}\nevent_lag_seconds_sum {}\nevent_lag_seconds_count {}\n",
-            h.count,
-            fmt_f64(h.sum),
-            h.count
-        );
+        prometheus_text::encode(&mut out, &self.registry)
+            .expect("encoding into a String cannot fail");
         out
     }
-}
 
-fn fmt_f64(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v}")
-    } else {
-        "NaN".into()
-    }
+    /// The `Content-Type` of [`Metrics::render`]'s text.
+    pub const CONTENT_TYPE: &'static str = prometheus_text::CONTENT_TYPE;
 }
 
 #[cfg(test)]
@@ -307,6 +328,33 @@ mod tests {
                 text.contains(&format!("# TYPE {name} counter\n{name} 0\n")),
                 "{name}"
             );
+        }
+        assert!(text
+            .contains("# HELP last_applied_seq The change-log seq of the last applied event.\n"));
+    }
+
+    #[test]
+    fn follower_totals_and_the_snapshot_agree_with_the_text() {
+        let m = Metrics::default();
+        m.set_start(7, true);
+        let mut stats = fs_sync_core::FollowerStats::default();
+        (stats.gaps, stats.catchups, stats.catchup_events) = (2, 3, 40);
+        stats.position_checks = 5;
+        m.set_follower(&stats);
+        let s = m.snapshot();
+        assert_eq!((s.start_seq, s.last_applied_seq, s.resumed), (7, 7, true));
+        assert_eq!((s.gaps, s.catchups, s.catchup_events), (2, 3, 40));
+        assert!(!m.is_ready());
+        let text = m.render();
+        for line in [
+            "hydrate_resumed 1\n",
+            "hydrate_ready 0\n",
+            "last_applied_seq 7\n",
+            "gaps_total 2\n",
+            "catchup_events_total 40\n",
+            "position_checks_total 5\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
         }
     }
 }

@@ -1,6 +1,9 @@
 //! The realtime connection: Phoenix protocol 1.0.0 (JSON objects) over a websocket, one private
 //! channel `realtime:project:<id>`, heartbeats, token refresh, and reconnects with backoff.
 //!
+//! Hand-written over tokio-tungstenite: no maintained Rust client speaks Supabase Realtime's
+//! protocol (Phoenix channels plus its private-channel join config and `access_token` refresh).
+//!
 //! Backoff: after a lost connection the next attempt waits `min(30 s, 250 ms · 2^(n-1))` for the
 //! n-th consecutive failure, scaled by a random factor in [0.5, 1] ("equal jitter"), so a fleet of
 //! containers dropped at once does not reconnect in lockstep. A successful join resets n, so the
@@ -52,36 +55,27 @@ pub(crate) fn websocket_url(supabase_url: &str, anon_key: &str) -> String {
     } else {
         supabase_url.to_owned()
     };
-    let mut url = reqwest::Url::parse(&format!("{ws}/realtime/v1/websocket"))
-        .map(|u| u.to_string())
-        .unwrap_or(ws);
-    url.push_str("?apikey=");
-    url.push_str(&encode_query(anon_key));
-    url.push_str("&vsn=1.0.0");
-    url
-}
-
-fn encode_query(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
+    match reqwest::Url::parse(&format!("{ws}/realtime/v1/websocket")) {
+        Ok(mut url) => {
+            url.query_pairs_mut()
+                .append_pair("apikey", anon_key)
+                .append_pair("vsn", "1.0.0");
+            url.into()
         }
+        // Configuration checked the URL already; the connect attempt reports this one.
+        Err(_) => ws,
     }
-    out
 }
 
-/// The delay before reconnect attempt `failures` (1-based).
-pub(crate) fn backoff(failures: u32, jitter: f64) -> Duration {
-    let base_ms = 250u64.saturating_mul(1u64 << failures.saturating_sub(1).min(10));
-    let capped = base_ms.min(30_000) as f64;
-    Duration::from_millis((capped * (0.5 + 0.5 * jitter.clamp(0.0, 1.0))) as u64)
+/// The delay before reconnect attempt `failures` (1-based): core's backoff, as every consumer's.
+fn backoff(failures: u32, jitter: f64) -> Duration {
+    fs_sync_core::FollowerConfig::default()
+        .backoff
+        .delay(failures, jitter)
 }
 
 /// A cheap random number in [0, 1) for jitter (no cryptographic need).
-pub(crate) fn jitter() -> f64 {
+fn jitter() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

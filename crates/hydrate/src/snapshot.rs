@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use fs_sync_core::{ContentHasher, Limits, Manifest};
+use fs_sync_core::{ContentHasher, Extraction, Limits, Manifest, SnapshotError};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
@@ -66,14 +66,31 @@ pub(crate) async fn download(
     Ok(bytes)
 }
 
-/// Extracts the verified archive into `target` (staging folder, then one rename).
-pub(crate) async fn extract(archive: &Path, target: &Path) -> anyhow::Result<Manifest> {
+/// Extracts the verified archive into `target`, refusing, before anything is written, a
+/// snapshot of another project than `project_id`.
+pub(crate) async fn extract(
+    archive: &Path,
+    target: &Path,
+    project_id: &str,
+    limits: &Limits,
+) -> anyhow::Result<Extraction> {
+    let limits = limits.clone();
     let archive = archive.to_path_buf();
     let target = target.to_path_buf();
+    let expected = project_id.to_owned();
     tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&archive)
             .with_context(|| format!("opening {}", archive.display()))?;
-        fs_sync_core::extract_snapshot(file, &target, &Limits::default())
+        let accept = |m: &Manifest| {
+            if m.project_id == expected {
+                return Ok(());
+            }
+            Err(SnapshotError::WrongProject {
+                expected,
+                found: m.project_id.clone(),
+            })
+        };
+        fs_sync_core::extract_snapshot(file, &target, &limits, accept)
             .with_context(|| format!("extracting the snapshot into {}", target.display()))
     })
     .await

@@ -1,6 +1,6 @@
 //! The agent's saved state: last applied seq and the head of every file it wrote.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,28 @@ use serde::{Deserialize, Serialize};
 use crate::fsops::{self, Stamp};
 
 pub(crate) const STATE_FORMAT: &str = "fs-sync-hydrate-state/1";
+
+/// Infix of temporary files in the state folder (saves and downloads in progress); a killed
+/// agent's are removed at startup by [`sweep_state_dir`].
+pub(crate) const TMP_SUFFIX: &str = ".tmp.";
+
+/// The snapshot download in progress, in the state folder.
+pub(crate) fn download_file(state_dir: &Path) -> PathBuf {
+    state_dir.join(format!(".snapshot{TMP_SUFFIX}{}.zip", std::process::id()))
+}
+
+/// Removes temporary files a killed agent left in the state folder (it holds nothing of the
+/// project's, so a name match is enough).
+pub(crate) fn sweep_state_dir(state_dir: &Path) {
+    let Ok(entries) = fs::read_dir(state_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().contains(TMP_SUFFIX) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
 
 /// Where the agent keeps the state of `project_id` under `state_dir`.
 pub fn state_file(state_dir: &Path, project_id: &str) -> PathBuf {
@@ -127,23 +149,18 @@ pub(crate) fn save(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension(format!("json.tmp.{}", std::process::id()));
+    let tmp = path.with_extension(format!("json{TMP_SUFFIX}{}", std::process::id()));
     fs::write(&tmp, bytes)?;
     fs::rename(&tmp, path)
 }
 
 /// Checks every head against the folder. A file whose size and mtime equal the recorded ones is
 /// trusted; any other is hashed. Returns the paths that are missing or differ; refreshes the
-/// stamps of files that were touched but still hold the recorded content. Sweeps leftover
-/// temporary files from the folders that hold tracked files.
+/// stamps of files that were touched but still hold the recorded content.
 pub(crate) fn verify(root: &Path, heads: &mut BTreeMap<String, HeadState>) -> Vec<String> {
     let mut suspects = Vec::new();
-    let mut dirs = BTreeSet::new();
     for (path, head) in heads.iter_mut() {
         let full = fsops::path_of(root, path);
-        if let Some(d) = full.parent() {
-            dirs.insert(d.to_path_buf());
-        }
         let fast = fs::symlink_metadata(&full)
             .ok()
             .filter(fs::Metadata::is_file)
@@ -160,9 +177,6 @@ pub(crate) fn verify(root: &Path, heads: &mut BTreeMap<String, HeadState>) -> Ve
             },
         }
     }
-    for d in dirs {
-        fsops::sweep_tmp(&d);
-    }
     suspects
 }
 
@@ -176,7 +190,7 @@ mod tests {
         let root = dir.path();
         let mut heads = BTreeMap::new();
         for (p, c) in [("a.txt", "a"), ("b/c.txt", "c"), ("gone.txt", "g")] {
-            let stamp = fsops::write_atomic(root, p, c.as_bytes()).unwrap();
+            let stamp = fsops::write_atomic(root, p, c.as_bytes(), false, &mut Vec::new()).unwrap();
             heads.insert(
                 p.to_owned(),
                 HeadState::new(1, fs_sync_core::content_hash(c.as_bytes()), stamp),

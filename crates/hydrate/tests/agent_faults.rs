@@ -29,7 +29,7 @@ async fn a_gap_in_the_stream_is_caught_up_from_the_log() {
         e.upsert("a.txt", "dropped 2").await;
         e.delete("b.txt").await;
         // Delivery mode applies when the stack fans a message out, just after commit.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        e.dropped(3).await;
         e.admin("/admin/v1/faults/resume-delivery", json!({})).await;
         e.upsert("c.txt", "delivered").await;
         let last = e.server_seq().await;
@@ -52,18 +52,52 @@ async fn a_dropped_last_event_is_found_by_the_position_check() {
         let e = env().await;
         e.upsert("a.txt", "1").await;
         let snap = e.snapshot().await;
-        let agent = start(e.config(&snap)).await; // position check every second
+        let agent = start(e.config(&snap)).await; // idle position check every second
         agent.ready(WAIT).await;
         e.admin("/admin/v1/faults/pause-delivery", json!({"mode": "drop"}))
             .await;
         e.upsert("a.txt", "the last edit, never delivered").await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        e.dropped(1).await;
         e.admin("/admin/v1/faults/resume-delivery", json!({})).await;
         let last = e.server_seq().await;
         agent.caught_up_to(last, Duration::from_secs(10)).await;
         converge(&e, WAIT).await;
         common::eventually(WAIT, || agent.m().catchups == 1).await;
         assert_eq!(agent.m().gaps, 0);
+        agent.stop().await;
+    })
+    .await;
+}
+
+/// Regression: the position was checked on a fixed 15 s interval only, so a dropped last event
+/// of a burst waited 12–15 s. Checks now follow activity; here the idle interval is an hour, so
+/// only an activity check can find the dropped event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_last_event_of_a_burst_is_found_soon_after_it() {
+    bounded(120, async {
+        let e = env().await;
+        e.upsert("a.txt", "1").await;
+        let snap = e.snapshot().await;
+        let mut config = e.config(&snap);
+        config.sync_interval = Duration::from_secs(3600);
+        let agent = start(config).await;
+        agent.ready(WAIT).await;
+        for i in 0..5 {
+            e.upsert("a.txt", &format!("burst {i}")).await;
+        }
+        agent.caught_up_to(e.server_seq().await, WAIT).await;
+        e.admin("/admin/v1/faults/pause-delivery", json!({"mode": "drop"}))
+            .await;
+        e.upsert("b.txt", "the burst's last edit, never delivered")
+            .await;
+        e.dropped(1).await;
+        e.admin("/admin/v1/faults/resume-delivery", json!({})).await;
+        let last = e.server_seq().await;
+        agent.caught_up_to(last, WAIT).await;
+        converge(&e, WAIT).await;
+        let m = agent.m();
+        assert_eq!((m.gaps, m.catchups), (0, 1), "{m:?}");
+        assert!(m.position_checks >= 1);
         agent.stop().await;
     })
     .await;
@@ -229,6 +263,87 @@ async fn restart_repairs_a_tampered_folder_and_ignores_foreign_state() {
         assert!(!c.m().resumed);
         converge(&e, WAIT).await;
         c.stop().await;
+    })
+    .await;
+}
+
+/// Regression: a snapshot of another project was checked only after it had replaced the target,
+/// destroying it. Now nothing is written, and the agent says which project it got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_of_another_project_leaves_the_folder_alone() {
+    bounded(120, async {
+        let e = env().await;
+        e.upsert("mine.txt", "this project's file").await;
+        let snap = e.snapshot().await;
+        let config = e.config(&snap);
+        let a = start(config.clone()).await;
+        a.ready(WAIT).await;
+        a.stop().await;
+        let before = common::tree(&e.target());
+
+        let other = e
+            .admin(
+                "/admin/v1/projects",
+                json!({"owner_id": e.owner, "name": "other"}),
+            )
+            .await;
+        let other = other["id"].as_str().unwrap();
+        let foreign = e.snapshot_of(other).await;
+        let mut config = e.config(&foreign);
+        std::fs::remove_dir_all(&config.state_dir).unwrap();
+        config.join_timeout = Duration::from_millis(200);
+        let b = start(config).await;
+        let err = tokio::time::timeout(WAIT, b.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .expect_err("a foreign snapshot is refused");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains(&format!(
+                "the snapshot is of project {other}, not {}",
+                e.project
+            )),
+            "{msg}"
+        );
+        assert_eq!(common::tree(&e.target()), before);
+        let reserved = e.target().join(".fs-sync");
+        assert!(!reserved.exists() || std::fs::read_dir(&reserved).unwrap().next().is_none());
+    })
+    .await;
+}
+
+/// Regression: project files named like the agent's old temporary files were deleted on
+/// restart, and staging folders of a killed hydration were never removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_removes_only_the_agents_own_leftovers() {
+    bounded(120, async {
+        let e = env().await;
+        e.upsert(".notes.fs-sync-tmp.1.2", "a project file").await;
+        e.upsert("src/.App.tsx.fs-sync-tmp.77.0", "another").await;
+        let snap = e.snapshot().await;
+        let config = e.config(&snap);
+        let a = start(config.clone()).await;
+        a.ready(WAIT).await;
+        a.kill().await;
+        // What a kill -9 midway through writing or extracting leaves behind.
+        let reserved = e.target().join(".fs-sync");
+        std::fs::create_dir_all(reserved.join("tmp")).unwrap();
+        std::fs::write(reserved.join("tmp/123.4"), "half a file").unwrap();
+        std::fs::create_dir_all(reserved.join("staging-1-2-3/src")).unwrap();
+        std::fs::write(reserved.join("staging-1-2-3/src/x.ts"), "half a tree").unwrap();
+        std::fs::write(config.state_dir.join(".snapshot.tmp.99.zip"), "half a zip").unwrap();
+
+        let b = start(config.clone()).await;
+        b.ready(WAIT).await;
+        assert!(b.m().resumed);
+        converge(&e, WAIT).await;
+        assert!(
+            std::fs::read_dir(&reserved).unwrap().next().is_none(),
+            "leftovers stay"
+        );
+        assert!(!config.state_dir.join(".snapshot.tmp.99.zip").exists());
+        b.stop().await;
     })
     .await;
 }

@@ -84,6 +84,40 @@ fn refuses_to_start_next_to_a_service_credential() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("--exec"));
 }
 
+/// Regression: a failure was printed twice (a JSON log line, then again as plain text).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_is_reported_once_naming_what_failed() {
+    bounded(60, async {
+        let e = env().await;
+        let snap = e.snapshot().await;
+        let (token, exp) = e.container_token(3600);
+        let target = e.tmp.path().join("container/project");
+        let out = tokio::process::Command::new(BIN)
+            .env_clear()
+            .envs(e.container_env(&snap, &token, exp))
+            .env("SNAPSHOT_SHA256", "0".repeat(64))
+            .args(["--target", &target.display().to_string()])
+            .args(["--metrics-addr", "off", "--no-progress"])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let failures: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("SNAPSHOT_SHA256"))
+            .collect();
+        assert_eq!(failures.len(), 1, "{stderr}");
+        let line: serde_json::Value = serde_json::from_str(failures[0]).unwrap();
+        assert_eq!(line["event_type"], "agent.failed");
+        assert!(line["msg"]
+            .as_str()
+            .unwrap()
+            .contains("refusing to extract it"));
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_starts_after_hydration_gets_sigterm_forwarded_and_sets_the_exit_code() {
     bounded(120, async {

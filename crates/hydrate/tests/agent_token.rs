@@ -70,9 +70,12 @@ async fn the_token_is_refreshed_through_the_edge_before_it_expires() {
         let agent = start(config).await;
         agent.ready(Duration::from_secs(10)).await;
 
-        // Well past the first token's expiry: realtime would have closed the channel and the
-        // RPCs would answer 401 without a refresh.
-        tokio::time::sleep(Duration::from_secs(6)).await;
+        // Two refreshes, and the first token expired: realtime would have closed the channel and
+        // the RPCs would answer 401 without them.
+        common::eventually(Duration::from_secs(30), || {
+            agent.m().token_refreshes >= 2 && common::now() > exp
+        })
+        .await;
         e.upsert("a.txt", "2").await;
         e.upsert("b.txt", "after two refreshes").await;
         converge(&e, Duration::from_secs(10)).await;

@@ -64,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             call(
                 &db,
                 &claims,
-                "select public.bulk_upsert_project_files($1, $2)::text",
+                "select public.bulk_upsert_project_files(json_build_object('project_uuid', $1::uuid, 'files', $2::jsonb))::text",
                 &[&project, &json!(chunk)],
             )
             .await?;
@@ -72,11 +72,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (name, sql) in [
             (
                 "list_current_files",
-                "select coalesce(json_agg(t), '[]')::text from public.list_current_files($1) t",
+                "select coalesce(json_agg(t), '[]')::text
+                   from public.list_current_files(json_build_object('project_uuid', $1::uuid)) t",
             ),
             (
                 "get_project_snapshot",
-                "select public.get_project_snapshot($1)::text",
+                "select public.get_project_snapshot(json_build_object('project_uuid', $1::uuid))::text",
             ),
         ] {
             let mut times = Vec::new();
@@ -141,7 +142,8 @@ async fn run_writes(
                     .unwrap();
                 } else {
                     tx.query_one(
-                        "select public.upsert_project_file(project_uuid => $1, p_file_path => $2, p_content => $3)",
+                        "select public.upsert_project_file(json_build_object(
+                           'project_uuid', $1::uuid, 'p_file_path', $2::text, 'p_content', $3::text))",
                         &[&project, &path, &content],
                     )
                     .await

@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use common::{call, create_project, create_user, user_claims, UPSERT};
+use common::{call, create_project, create_user, user_claims, BULK, UPSERT};
 use fs_sync_core::content_hash;
 use fs_sync_pg::TestDb;
 use serde_json::json;
@@ -249,18 +249,21 @@ async fn many_writers_keep_versions_and_seqs_gapless_in_commit_order() {
     let rows = db
         .admin()
         .query(
-            "select file_path, version, content_hash, is_current_version from public.project_files
+            "select file_path, version, content_hash, is_current_version, created_at from public.project_files
               where project_id = $1 order by file_path, version",
             &[&project],
         )
         .await
         .unwrap();
-    let mut by_path: BTreeMap<String, Vec<(i64, String, bool)>> = BTreeMap::new();
+    let mut by_path: BTreeMap<String, Vec<(i64, String, bool, std::time::SystemTime)>> =
+        BTreeMap::new();
     for r in &rows {
-        by_path
-            .entry(r.get(0))
-            .or_default()
-            .push((r.get::<_, i32>(1).into(), r.get(2), r.get(3)));
+        by_path.entry(r.get(0)).or_default().push((
+            r.get::<_, i32>(1).into(),
+            r.get(2),
+            r.get(3),
+            r.get(4),
+        ));
     }
     for (path, versions) in &by_path {
         let numbers: Vec<i64> = versions.iter().map(|v| v.0).collect();
@@ -268,6 +271,11 @@ async fn many_writers_keep_versions_and_seqs_gapless_in_commit_order() {
             numbers,
             (1..=versions.len() as i64).collect::<Vec<_>>(),
             "{path}"
+        );
+        // Stamped under the project lock: a later version never looks older.
+        assert!(
+            versions.windows(2).all(|w| w[0].3 <= w[1].3),
+            "{path}: created_at decreases along the versions"
         );
         let heads = versions.iter().filter(|v| v.2).count();
         assert_eq!(heads, 1, "{path} has {heads} heads");
@@ -310,14 +318,9 @@ async fn a_bulk_that_fails_midway_leaves_nothing() {
         {"file_path": "keep.ts", "content": "changed", "expected_version": 7},
         {"file_path": "d.ts", "content": "d"},
     ]);
-    let err = call(
-        &mut client,
-        &claims,
-        "select public.bulk_upsert_project_files($1, $2)",
-        &[&project, &files],
-    )
-    .await
-    .unwrap_err();
+    let err = call(&mut client, &claims, BULK, &[&project, &files])
+        .await
+        .unwrap_err();
     assert_eq!(err.code, "PT409", "{err:?}");
     assert_eq!(err.detail["path"], "keep.ts");
 
@@ -355,14 +358,9 @@ async fn a_bulk_that_fails_midway_leaves_nothing() {
         {"file_path": "b.ts", "content": "b"},
         {"file_path": "keep.ts", "delete": true},
     ]);
-    call(
-        &mut client,
-        &claims,
-        "select public.bulk_upsert_project_files($1, $2)",
-        &[&project, &good],
-    )
-    .await
-    .unwrap();
+    call(&mut client, &claims, BULK, &[&project, &good])
+        .await
+        .unwrap();
     let events = db
         .admin()
         .query("select event_type, payload from public.project_events where project_id = $1 order by seq", &[&project])
@@ -372,4 +370,101 @@ async fn a_bulk_that_fails_midway_leaves_nothing() {
     assert_eq!(events[1].get::<_, String>(0), "bulk:apply");
     let payload: serde_json::Value = events[1].get(1);
     assert_eq!(payload["files"].as_array().unwrap().len(), 3);
+}
+
+/// One user's writes racing for their rate-limit bucket: no more are admitted than the token
+/// bucket allows over the measured time, and the bucket's refill time never moves backwards
+/// (a refill computed from a clock read before the bucket's lock was taken would count the
+/// time spent queueing twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_writes_stay_within_the_token_bucket() {
+    const CAPACITY: f64 = 10.0;
+    const REFILL_PER_SECOND: f64 = 400.0;
+    const CLIENTS: usize = 16;
+    const WRITES: usize = 50;
+    let db = TestDb::new().await.unwrap();
+    db.admin()
+        .batch_execute(&format!(
+            "update fsync.settings set value = '{CAPACITY}' where key = 'rate_limit.capacity';
+             update fsync.settings set value = '{REFILL_PER_SECOND}' where key = 'rate_limit.refill_per_second';
+             -- Every committed change of a bucket, to check that refilled_at only moves forward.
+             create table public.bucket_moves (old_at timestamptz, new_at timestamptz);
+             create function public.record_bucket_move() returns trigger language plpgsql as $$
+             begin
+               insert into public.bucket_moves values (old.refilled_at, new.refilled_at);
+               return new;
+             end $$;
+             create trigger record_bucket_move before update on fsync.rate_limit_buckets
+               for each row execute function public.record_bucket_move();"
+        ))
+        .await
+        .unwrap();
+    let owner = create_user(&db, "owner@example.test").await;
+    let project = create_project(&db, owner).await;
+
+    let barrier = Arc::new(Barrier::new(CLIENTS + 1));
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut client = db.connect_as("authenticator").await.unwrap();
+        let barrier = barrier.clone();
+        let claims = user_claims(owner);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let mut admitted = 0usize;
+            for _ in 0..WRITES {
+                // The same save every time: after the first it is a no-op, which is still
+                // charged, so the calls are quick and queue on the bucket.
+                match call(
+                    &mut client,
+                    &claims,
+                    UPSERT,
+                    &[&project, &"a.ts", &"same", &None::<i32>],
+                )
+                .await
+                {
+                    Ok(_) => admitted += 1,
+                    Err(e) => assert_eq!(e.code, "PT429", "{e:?}"),
+                }
+            }
+            admitted
+        }));
+    }
+    let started = std::time::Instant::now();
+    barrier.wait().await;
+    let mut admitted = 0;
+    for t in tasks {
+        admitted += t.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let bound = CAPACITY + REFILL_PER_SECOND * elapsed;
+    assert!(
+        admitted as f64 <= bound,
+        "{admitted} of {} writes admitted in {elapsed:.3} s; a bucket of {CAPACITY} refilled at \
+         {REFILL_PER_SECOND}/s admits at most {bound:.1}",
+        CLIENTS * WRITES
+    );
+    assert!(
+        admitted >= CAPACITY as usize,
+        "a full bucket admits at least {CAPACITY}: {admitted} admitted"
+    );
+    let moves = db
+        .admin()
+        .query_one(
+            "select count(*), count(*) filter (where new_at < old_at) from public.bucket_moves",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        moves.get::<_, i64>(0) as usize,
+        admitted - 1,
+        "every admitted write after the first updated the bucket"
+    );
+    assert_eq!(
+        moves.get::<_, i64>(1),
+        0,
+        "refilled_at moved backwards {} times",
+        moves.get::<_, i64>(1)
+    );
 }

@@ -2,7 +2,10 @@
 
 mod common;
 
-use fs_sync_core::{content_hash, infer_file_type, validate_path, FileType};
+use fs_sync_core::{
+    content_hash, infer_file_type, validate_path, FileType, MAX_PROJECT_BYTES, MAX_PROJECT_FILES,
+    MAX_SEGMENT_BYTES,
+};
 use fs_sync_pg::TestDb;
 
 #[tokio::test]
@@ -88,8 +91,22 @@ fn path_corpus() -> Vec<String> {
     corpus.push("é".repeat(513));
     corpus.push(vec!["s"; 64].join("/"));
     corpus.push(vec!["s"; 65].join("/"));
+    // Segments at the 255-byte limit and one byte over, ending inside or after a character of
+    // each UTF-8 width.
+    for c in ['a', 'é', '日', '🚀'] {
+        let width = c.len_utf8();
+        for bytes in [MAX_SEGMENT_BYTES, MAX_SEGMENT_BYTES + 1] {
+            let segment = "a".repeat(bytes % width) + &c.to_string().repeat(bytes / width);
+            corpus.push(format!("src/{segment}/x.ts"));
+            corpus.push(segment);
+        }
+        corpus.push(c.to_string().repeat(MAX_SEGMENT_BYTES / width + 1));
+    }
+    corpus.push("e\u{301}".repeat(86));
+    corpus.push(format!("{}/{}", vec!["s"; 64].join("/"), "b".repeat(300)));
+    let long = "y".repeat(130);
     let pieces = [
-        "a", "/", ".", "..", "\\", "e\u{301}", "é", "\u{1}", "日", ".fs-sync", "//", " ",
+        "a", "/", ".", "..", "\\", "e\u{301}", "é", "\u{1}", "日", ".fs-sync", "//", " ", &long,
     ];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for _ in 0..3000 {
@@ -123,6 +140,47 @@ async fn path_rules_agree_with_core() {
         let core_rule = validate_path(path).err().map(|e| e.rule.name().to_owned());
         assert_eq!(sql_rule, core_rule, "path {path:?}");
     }
+}
+
+/// What the database accepts, a container can hold: the project caps default to fs-sync-core's
+/// constants, through the settings and through fsync.project_caps()'s fallback when they are gone.
+#[tokio::test]
+async fn project_caps_default_to_core_constants() {
+    let db = TestDb::new().await.unwrap();
+    let caps = |sql: &'static str| {
+        let db = &db;
+        async move {
+            let row = db.admin().query_one(sql, &[]).await.unwrap();
+            (
+                u64::try_from(row.get::<_, i64>(0)).unwrap(),
+                usize::try_from(row.get::<_, i64>(1)).unwrap(),
+            )
+        }
+    };
+    let want = (MAX_PROJECT_BYTES, MAX_PROJECT_FILES);
+    assert_eq!(
+        caps("select (select (value #>> '{}')::bigint from fsync.settings where key = 'limits.max_project_bytes'),
+                     (select (value #>> '{}')::bigint from fsync.settings where key = 'limits.max_project_files')")
+            .await,
+        want,
+        "fsync.settings"
+    );
+    assert_eq!(
+        caps("select max_bytes, max_files from fsync.project_caps()").await,
+        want
+    );
+    db.admin()
+        .execute(
+            "delete from fsync.settings where key in ('limits.max_project_bytes', 'limits.max_project_files')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        caps("select max_bytes, max_files from fsync.project_caps()").await,
+        want,
+        "the fallback when the settings are missing"
+    );
 }
 
 #[tokio::test]

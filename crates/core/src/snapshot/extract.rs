@@ -1,62 +1,143 @@
-//! Safe extraction: everything lands in a staging folder that replaces the target only on success.
+//! Safe extraction into a project folder.
+//!
+//! Everything is first written under the folder's reserved `.fs-sync/` (no project path can be
+//! there, so nothing of the project's is ever mistaken for ours) and moved into place only once
+//! the whole archive is verified. Moving is a merge: the manifest's files replace what is at their
+//! paths, and anything else in the folder (a dev server's caches, `node_modules`) stays. Where an
+//! untracked entry is in the way (a folder where a project file goes, a file where a project
+//! folder goes, a symbolic link), it is moved aside to `.fs-sync/displaced/`, never deleted and
+//! never followed. Staging inside the folder also works when the folder is a mount point, which
+//! cannot be renamed.
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Read;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::{read_snapshot, Limits, SnapshotError};
 use crate::manifest::Manifest;
+use crate::path::RESERVED_DIR;
 
-/// Extracts the snapshot read from `input` into `target`, replacing what was there.
+/// Prefix of staging folders inside `.fs-sync/`; leftovers of a killed extraction are removed by
+/// the next one.
+const STAGING_PREFIX: &str = "staging-";
+/// Where untracked entries that were in the way go, inside `.fs-sync/`.
+const DISPLACED_DIR: &str = "displaced";
+
+/// What [`extract_snapshot`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Extraction {
+    /// The verified manifest.
+    pub manifest: Manifest,
+    /// Untracked entries that were in the way, each as `(path, where it went)` relative to the
+    /// target.
+    pub displaced: Vec<(String, String)>,
+}
+
+/// Extracts the snapshot read from `input` into the folder `target` (created if missing).
 ///
-/// Files are written under a fresh staging folder beside `target`; only when the whole archive has
-/// been verified is the staging folder renamed into place. On any error the staging folder is
-/// removed and `target` is left exactly as it was. Entry names have passed the path rules, so no
-/// entry can land outside the staging folder. Replacing an existing `target` takes two renames
-/// (old out, new in); std has no atomic exchange, so a crash between them leaves the old tree
-/// beside the target under a `.fs-sync-old-…` name.
+/// `accept` sees the manifest before anything is written (to check it is the expected project,
+/// for example). Files are written under `target/.fs-sync/staging-…`; only when the whole archive
+/// has been verified are they moved into place. On any error the staging folder is removed and
+/// `target` is left as it was. Entry names have passed the path rules, so no entry can land
+/// outside the staging folder. Memory stays bounded whatever the files' sizes: large files stream
+/// to disk, small ones are written by a few threads with a bounded queue.
+///
+/// One extraction into a given `target` at a time: each starts by removing the staging folders
+/// earlier, killed, extractions left.
 pub fn extract_snapshot<R: Read>(
     input: R,
     target: &Path,
     limits: &Limits,
-) -> Result<Manifest, SnapshotError> {
-    let parent = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = target
-        .file_name()
-        .ok_or_else(|| SnapshotError::Malformed(format!("target {target:?} has no folder name")))?
-        .to_string_lossy()
-        .into_owned();
-    let staging = unique_sibling(&parent, &name, "staging");
-    fs::create_dir(&staging)?;
-    let result = write_all(input, &staging, limits);
-    let manifest = match result {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&staging);
-            return Err(e);
-        }
-    };
-    if target.exists() {
-        let old = unique_sibling(&parent, &name, "old");
-        fs::rename(target, &old)?;
-        if let Err(e) = fs::rename(&staging, target) {
-            let _ = fs::rename(&old, target);
-            let _ = fs::remove_dir_all(&staging);
-            return Err(e.into());
-        }
-        // The new tree is in place; a leftover old tree is garbage, not a failed extraction.
-        let _ = fs::remove_dir_all(&old);
-    } else {
-        fs::rename(&staging, target)?;
+    accept: impl FnOnce(&Manifest) -> Result<(), SnapshotError>,
+) -> Result<Extraction, SnapshotError> {
+    let made_target = !target.exists();
+    fs::create_dir_all(target).map_err(|e| write_error(target, e))?;
+    let reserved = target.join(RESERVED_DIR);
+    let made_reserved = !reserved.exists();
+    fs::create_dir_all(&reserved).map_err(|e| write_error(&reserved, e))?;
+    remove_staging_leftovers(target);
+    let staging = reserved.join(format!("{STAGING_PREFIX}{}", unique_suffix()));
+    fs::create_dir(&staging).map_err(|e| write_error(&staging, e))?;
+
+    let result = write_all(input, &staging, limits, accept).and_then(|manifest| {
+        let mut displaced = Vec::new();
+        merge(target, &staging, Path::new(""), &mut displaced)?;
+        Ok(Extraction {
+            manifest,
+            displaced,
+        })
+    });
+    let _ = fs::remove_dir_all(&staging);
+    if made_reserved {
+        // Only when empty: displaced entries stay.
+        let _ = fs::remove_dir(&reserved);
     }
-    Ok(manifest)
+    if result.is_err() && made_target {
+        let _ = fs::remove_dir(target);
+    }
+    result
 }
 
-/// Files in flight to the writer threads at most; bounds memory to this many files' bytes.
+/// Moves the untracked entry at `root/rel` to `root/.fs-sync/displaced/<unique>/rel`, so that a
+/// project file can take its place without anything being lost. Returns where it went, relative
+/// to `root`.
+pub fn displace(root: &Path, rel: &str) -> io::Result<String> {
+    let moved = format!("{RESERVED_DIR}/{DISPLACED_DIR}/{}/{rel}", unique_suffix());
+    let dest = root.join(&moved);
+    if let Some(dir) = dest.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::rename(root.join(rel), &dest)?;
+    Ok(moved)
+}
+
+/// Moves each entry of `staged` (mirroring `rel` under `root`) into place.
+fn merge(
+    root: &Path,
+    staged: &Path,
+    rel: &Path,
+    displaced: &mut Vec<(String, String)>,
+) -> Result<(), SnapshotError> {
+    let entries = fs::read_dir(staged).map_err(|e| write_error(rel, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| write_error(rel, e))?;
+        let rel = rel.join(entry.file_name());
+        let fail = |e| write_error(&rel, e);
+        let from = entry.path();
+        let to = root.join(&rel);
+        let staged_dir = entry.file_type().map_err(fail)?.is_dir();
+        match fs::symlink_metadata(&to) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::rename(&from, &to).map_err(fail)?
+            }
+            Err(e) => return Err(fail(e)),
+            Ok(m) if staged_dir && m.is_dir() => merge(root, &from, &rel, displaced)?,
+            Ok(m) if !staged_dir && m.is_file() => fs::rename(&from, &to).map_err(fail)?,
+            Ok(_) => {
+                let name = rel.to_string_lossy().into_owned();
+                let moved = displace(root, &name).map_err(fail)?;
+                displaced.push((name, moved));
+                fs::rename(&from, &to).map_err(fail)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_error(path: &Path, source: io::Error) -> SnapshotError {
+    SnapshotError::Write {
+        path: path.to_string_lossy().into_owned(),
+        source,
+    }
+}
+
+/// Files at most this large are read whole and handed to the writer threads; larger ones stream
+/// to disk from the reading thread, so memory does not grow with file size.
+#[cfg(not(target_arch = "wasm32"))]
+const SMALL_FILE: u64 = 256 << 10;
+/// Small files in flight to the writer threads at most (at most 8 MiB with [`SMALL_FILE`]).
 #[cfg(not(target_arch = "wasm32"))]
 const QUEUE: usize = 32;
 /// Creating files costs mostly filesystem latency, not CPU, so a few writers overlap it.
@@ -64,12 +145,17 @@ const QUEUE: usize = 32;
 const WRITERS: usize = 4;
 
 #[cfg(not(target_arch = "wasm32"))]
-fn write_all<R: Read>(input: R, root: &Path, limits: &Limits) -> Result<Manifest, SnapshotError> {
+fn write_all<R: Read>(
+    input: R,
+    root: &Path,
+    limits: &Limits,
+    accept: impl FnOnce(&Manifest) -> Result<(), SnapshotError>,
+) -> Result<Manifest, SnapshotError> {
     use std::sync::{mpsc, Mutex};
 
     let (tx, rx) = mpsc::sync_channel::<(PathBuf, Vec<u8>)>(QUEUE);
     let rx = Mutex::new(rx);
-    let failed: Mutex<Option<std::io::Error>> = Mutex::new(None);
+    let failed: Mutex<Option<SnapshotError>> = Mutex::new(None);
     let result = std::thread::scope(|scope| {
         for _ in 0..WRITERS {
             scope.spawn(|| loop {
@@ -79,35 +165,61 @@ fn write_all<R: Read>(input: R, root: &Path, limits: &Limits) -> Result<Manifest
                     failed
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .get_or_insert(e);
+                        .get_or_insert(write_error(dest.strip_prefix(root).unwrap_or(&dest), e));
                 }
             });
         }
         let mut made = DirCache::new(root);
-        let result = read_snapshot(input, limits, |entry, bytes| {
+        let mut buf = vec![0u8; 64 << 10];
+        let result = read_snapshot(input, limits, accept, |entry, data| {
             if let Some(e) = failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                return Err(e);
+                return Err(io::Error::other(e));
             }
             let dest = made.prepare(&entry.path)?;
-            tx.send((dest, bytes.to_vec()))
-                .map_err(|_| std::io::Error::other("extraction writers stopped"))
+            if entry.size <= SMALL_FILE {
+                let mut bytes = Vec::with_capacity(entry.size as usize);
+                data.read_to_end(&mut bytes)?;
+                tx.send((dest, bytes))
+                    .map_err(|_| io::Error::other("extraction writers stopped"))
+            } else {
+                stream_to(&dest, data, &mut buf)
+            }
         });
         drop(tx);
         result
     });
     let manifest = result?;
     match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        Some(e) => Err(e.into()),
+        Some(e) => Err(e),
         None => Ok(manifest),
     }
 }
 
 #[cfg(target_arch = "wasm32")]
-fn write_all<R: Read>(input: R, root: &Path, limits: &Limits) -> Result<Manifest, SnapshotError> {
+fn write_all<R: Read>(
+    input: R,
+    root: &Path,
+    limits: &Limits,
+    accept: impl FnOnce(&Manifest) -> Result<(), SnapshotError>,
+) -> Result<Manifest, SnapshotError> {
     let mut made = DirCache::new(root);
-    read_snapshot(input, limits, |entry, bytes| {
-        fs::write(made.prepare(&entry.path)?, bytes)
+    let mut buf = vec![0u8; 64 << 10];
+    read_snapshot(input, limits, accept, |entry, data| {
+        stream_to(&made.prepare(&entry.path)?, data, &mut buf)
     })
+}
+
+/// Copies `data` into a new file at `dest` through `buf`.
+fn stream_to(dest: &Path, data: &mut dyn Read, buf: &mut [u8]) -> io::Result<()> {
+    let mut file = fs::File::create(dest)?;
+    loop {
+        match data.read(buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => file.write_all(&buf[..n])?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Creates each parent folder once.
@@ -125,7 +237,7 @@ impl<'a> DirCache<'a> {
     }
 
     /// The destination of `path`, with its folder created.
-    fn prepare(&mut self, path: &str) -> std::io::Result<PathBuf> {
+    fn prepare(&mut self, path: &str) -> io::Result<PathBuf> {
         let dest = self.root.join(path);
         if let Some(dir) = dest.parent() {
             if dir != self.root && !self.made.contains(dir) {
@@ -137,12 +249,33 @@ impl<'a> DirCache<'a> {
     }
 }
 
-fn unique_sibling(parent: &Path, name: &str, role: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
+/// Removes the staging folders that killed extractions left in `target` (each extraction does
+/// this first; a consumer that resumes without extracting calls it itself).
+pub fn remove_staging_leftovers(target: &Path) {
+    let Ok(entries) = fs::read_dir(target.join(RESERVED_DIR)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(STAGING_PREFIX)
+        {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A name no other extraction or displacement of this process or another uses at the same time.
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    parent.join(format!(
-        ".{name}.fs-sync-{role}-{}-{nanos}",
-        std::process::id()
-    ))
+        .map_or(0, |d| d.as_millis());
+    format!(
+        "{millis}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }

@@ -1,16 +1,27 @@
 //! Streaming snapshot reader: checks every entry against the manifest while reading.
+//!
+//! Memory stays bounded whatever the archive holds: file data reaches the caller as a stream, so
+//! nothing buffers a whole file, and an entry is never expanded past the size its manifest entry
+//! declares.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 
 use flate2::bufread::DeflateDecoder;
 
 use super::format::{self, EntryHeader};
 use super::SnapshotError;
-use crate::hash::content_hash;
+use crate::hash::ContentHasher;
 use crate::manifest::{Manifest, ManifestEntry, MANIFEST_PATH};
 use crate::path::validate_path;
+use crate::{MAX_PROJECT_BYTES, MAX_PROJECT_FILES};
 
-/// Limits a reader enforces before and while expanding an archive.
+/// Limits a reader enforces before expanding an archive.
+///
+/// Both totals are checked against what the manifest declares before the first file byte is
+/// handed out, and every entry is held to its declared size as it inflates, so an accepted
+/// archive never produces more than it declared. The defaults are the project caps the database
+/// enforces ([`MAX_PROJECT_BYTES`], [`MAX_PROJECT_FILES`]): whatever the database accepts, a
+/// reader with default limits extracts, however well it compresses.
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Most uncompressed bytes across all files.
@@ -19,52 +30,52 @@ pub struct Limits {
     pub max_entries: usize,
     /// Largest manifest entry, uncompressed.
     pub max_manifest_bytes: u64,
-    /// Highest uncompressed/compressed ratio for one entry of at least `ratio_min_size` bytes.
-    pub max_ratio: u64,
-    /// Entries smaller than this are exempt from the ratio check (small files can't hurt).
-    pub ratio_min_size: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_total_bytes: 1 << 30,
-            max_entries: 100_000,
+            max_total_bytes: MAX_PROJECT_BYTES,
+            max_entries: MAX_PROJECT_FILES,
             max_manifest_bytes: 64 << 20,
-            max_ratio: 100,
-            ratio_min_size: 1 << 20,
         }
     }
 }
 
-/// Reads a snapshot from `input`, calling `on_file` with each file's verified bytes.
+/// Reads a snapshot from `input`, calling `on_file` with each file's data as a stream.
 ///
-/// Each entry is checked before `on_file` sees it: a safe name listed in the manifest, no duplicate,
-/// within the limits, and matching the manifest's size and SHA-256. The central directory is checked
-/// last (links and directories are only visible there), so what `on_file` wrote is provisional until
-/// this returns `Ok`; [`super::extract_snapshot`] writes to a staging folder for that reason.
-/// Memory stays bounded by the largest file.
+/// Before `on_file` sees an entry, its name is checked (a safe path listed in the manifest, no
+/// duplicate) and its header must declare the manifest's size. The stream yields the entry's
+/// expanded bytes and fails (with an error that [`read_snapshot`] reports as the
+/// [`SnapshotError`] at fault) the moment the data exceeds its declared size, and at its end
+/// unless the size, CRC-32 and SHA-256 all match. Whatever `on_file` leaves unread is read and
+/// verified after it returns. The central directory is checked last (links and directories are
+/// only visible there), so what `on_file` wrote is provisional until this returns `Ok`;
+/// [`super::extract_snapshot`] writes to a staging folder for that reason.
+///
+/// `accept` sees the manifest before any file: an error from it stops the read.
 pub fn read_snapshot<R, F>(
     input: R,
     limits: &Limits,
+    accept: impl FnOnce(&Manifest) -> Result<(), SnapshotError>,
     mut on_file: F,
 ) -> Result<Manifest, SnapshotError>
 where
     R: Read,
-    F: FnMut(&ManifestEntry, &[u8]) -> io::Result<()>,
+    F: FnMut(&ManifestEntry, &mut dyn Read) -> io::Result<()>,
 {
     let mut r = Counting {
         inner: BufReader::with_capacity(64 << 10, input),
         offset: 0,
+        at_eof: false,
     };
-    let mut buf = Vec::new();
     let mut seen: Vec<(EntryHeader, u32)> = Vec::new();
     let mut manifest: Option<Manifest> = None;
+    let mut accept = Some(accept);
     let mut visited: Vec<bool> = Vec::new();
-    let mut total: u64 = 0;
     loop {
         let entry_offset = r.offset;
-        let sig = r.u32()?;
+        let sig = r.u32("the next entry's signature")?;
         match sig {
             format::LOCAL_SIG => {}
             format::CENTRAL_SIG => {
@@ -106,7 +117,10 @@ where
                     actual: header.size.into(),
                 });
             }
-            read_data(&mut r, &header, &mut buf)?;
+            let mut buf = Vec::with_capacity(header.size as usize);
+            let mut data = EntryData::open(&mut r, &header, None)?;
+            data.read_to_end(&mut buf).map_err(unwrap_io)?;
+            data.finish().map_err(unwrap_io)?;
             let parsed = Manifest::from_json(&buf)?;
             if parsed.files.len() > limits.max_entries {
                 return Err(SnapshotError::TooManyEntries {
@@ -119,6 +133,9 @@ where
                     limit: limits.max_total_bytes,
                     actual: parsed.total_size(),
                 });
+            }
+            if let Some(accept) = accept.take() {
+                accept(&parsed)?;
             }
             visited = vec![false; parsed.files.len()];
             manifest = Some(parsed);
@@ -156,47 +173,34 @@ where
                 actual: header.size.into(),
             });
         }
-        total += expected.size;
-        if total > limits.max_total_bytes {
-            return Err(SnapshotError::TooLarge {
-                limit: limits.max_total_bytes,
-                actual: total,
+        let mut data = EntryData::open(&mut r, &header, Some(&expected.content_hash))?;
+        if let Err(e) = on_file(expected, &mut data) {
+            return Err(match unwrap_io(e) {
+                SnapshotError::Io(source) => SnapshotError::Write { path: name, source },
+                verified => verified,
             });
         }
-        if expected.size >= limits.ratio_min_size {
-            let ratio = expected.size / u64::from(header.compressed_size.max(1));
-            if ratio > limits.max_ratio {
-                return Err(SnapshotError::CompressionRatio {
-                    path: name,
-                    limit: limits.max_ratio,
-                    ratio,
-                });
-            }
-        }
-        read_data(&mut r, &header, &mut buf)?;
-        let hash = content_hash(&buf);
-        if hash != expected.content_hash {
-            return Err(SnapshotError::HashMismatch {
-                path: name,
-                expected: expected.content_hash.clone(),
-                actual: hash,
-            });
-        }
-        on_file(expected, &buf)?;
+        data.finish().map_err(unwrap_io)?;
         seen.push((header, entry_offset as u32));
     }
 }
 
+/// Recovers the [`SnapshotError`] an [`EntryData`] stream carried through `io::Error`.
+fn unwrap_io(e: io::Error) -> SnapshotError {
+    e.downcast::<SnapshotError>()
+        .unwrap_or_else(SnapshotError::Io)
+}
+
 fn read_local_header<R: Read>(r: &mut Counting<R>) -> Result<EntryHeader, SnapshotError> {
     let mut h = [0u8; format::LOCAL_HEADER_LEN - 4];
-    r.read_exact(&mut h)?;
+    r.exact(&mut h, "a local file header")?;
     let flags = format::get16(&h, 2);
     let method = format::get16(&h, 4);
     let name_len = format::get16(&h, 22) as usize;
     let extra_len = format::get16(&h, 24) as usize;
     let mut raw_name = vec![0u8; name_len];
-    r.read_exact(&mut raw_name)?;
-    r.skip(extra_len as u64)?;
+    r.exact(&mut raw_name, "an entry name")?;
+    r.skip(extra_len as u64, "an extra field")?;
     let name = String::from_utf8(raw_name).map_err(|e| SnapshotError::NonUtf8Name {
         name: String::from_utf8_lossy(e.as_bytes()).into_owned(),
     })?;
@@ -225,58 +229,171 @@ fn read_local_header<R: Read>(r: &mut Counting<R>) -> Result<EntryHeader, Snapsh
     })
 }
 
-/// Reads and expands one entry's data into `buf`, never past its declared size.
-fn read_data<R: Read>(
-    r: &mut Counting<R>,
-    header: &EntryHeader,
-    buf: &mut Vec<u8>,
-) -> Result<(), SnapshotError> {
-    let declared = u64::from(header.size);
-    let compressed = u64::from(header.compressed_size);
-    buf.clear();
-    buf.reserve(declared as usize);
-    let before = r.offset;
-    let actual = if header.method == format::METHOD_STORE {
-        if compressed != declared {
-            return Err(SnapshotError::Malformed(format!(
-                "stored entry {:?} declares {compressed} bytes stored but {declared} uncompressed",
-                header.name
-            )));
+/// One entry's expanded data, verified as it streams.
+///
+/// Reads fail with a [`SnapshotError`] (inside the `io::Error`) as soon as more than the declared
+/// size comes out, and at the end unless size, CRC-32 and (for files) SHA-256 match.
+struct EntryData<'a, R: Read> {
+    source: Source<'a, R>,
+    name: &'a str,
+    declared: u64,
+    compressed: u64,
+    start: u64,
+    produced: u64,
+    crc: crc32fast::Hasher,
+    expected_crc: u32,
+    hasher: Option<(ContentHasher, &'a str)>,
+    /// The end was reached and verified.
+    done: bool,
+}
+
+enum Source<'a, R: Read> {
+    Stored(io::Take<&'a mut Counting<R>>),
+    Deflated(DeflateDecoder<io::Take<&'a mut Counting<R>>>),
+}
+
+impl<'a, R: Read> EntryData<'a, R> {
+    fn open(
+        r: &'a mut Counting<R>,
+        header: &'a EntryHeader,
+        content_hash: Option<&'a str>,
+    ) -> Result<Self, SnapshotError> {
+        let declared = u64::from(header.size);
+        let compressed = u64::from(header.compressed_size);
+        let start = r.offset;
+        let limited = r.take(compressed);
+        let source = if header.method == format::METHOD_STORE {
+            if compressed != declared {
+                return Err(SnapshotError::Malformed(format!(
+                    "stored entry {:?} declares {compressed} bytes stored but {declared} uncompressed",
+                    header.name
+                )));
+            }
+            Source::Stored(limited)
+        } else {
+            Source::Deflated(DeflateDecoder::new(limited))
+        };
+        Ok(EntryData {
+            source,
+            name: &header.name,
+            declared,
+            compressed,
+            start,
+            produced: 0,
+            crc: crc32fast::Hasher::new(),
+            expected_crc: header.crc32,
+            hasher: content_hash.map(|h| (ContentHasher::new(), h)),
+            done: false,
+        })
+    }
+
+    fn fail(&self, e: SnapshotError) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+
+    fn counting(&self) -> &Counting<R> {
+        match &self.source {
+            Source::Stored(t) => t.get_ref(),
+            Source::Deflated(d) => d.get_ref().get_ref(),
         }
-        (&mut *r).take(compressed).read_to_end(buf)? as u64
-    } else {
-        let limited = BufReader::new((&mut *r).take(compressed));
-        let mut decoder = DeflateDecoder::new(limited);
-        // One byte past the declared size is enough to catch a header that lies.
-        let n = (&mut decoder)
-            .take(declared + 1)
-            .read_to_end(buf)
-            .map_err(|e| {
-                SnapshotError::Malformed(format!("{:?} does not inflate: {e}", header.name))
-            })? as u64;
-        io::copy(&mut decoder.into_inner(), &mut io::sink())?;
-        n
-    };
-    if r.offset - before != compressed {
-        return Err(SnapshotError::Malformed(format!(
-            "{:?} is truncated: {} of {compressed} compressed bytes present",
-            header.name,
-            r.offset - before
-        )));
     }
-    if actual != declared {
-        return Err(SnapshotError::SizeMismatch {
-            path: header.name.clone(),
-            expected: declared,
-            actual,
-        });
+
+    fn truncated(&self) -> SnapshotError {
+        let present = self.counting().offset - self.start;
+        SnapshotError::Malformed(format!(
+            "{:?} is truncated: {present} of {} compressed bytes present",
+            self.name, self.compressed
+        ))
     }
-    if crc32fast::hash(buf) != header.crc32 {
-        return Err(SnapshotError::CrcMismatch {
-            path: header.name.clone(),
-        });
+
+    /// Checks the finished entry: every compressed byte used, size, CRC-32 and hash as declared.
+    fn verify_end(&mut self) -> Result<(), SnapshotError> {
+        if let Source::Deflated(d) = &mut self.source {
+            // Trailing bytes after the deflate stream still belong to this entry.
+            io::copy(d.get_mut(), &mut io::sink())?;
+        }
+        if self.counting().offset - self.start != self.compressed {
+            return Err(self.truncated());
+        }
+        if self.produced != self.declared {
+            return Err(SnapshotError::SizeMismatch {
+                path: self.name.to_owned(),
+                expected: self.declared,
+                actual: self.produced,
+            });
+        }
+        if std::mem::take(&mut self.crc).finalize() != self.expected_crc {
+            return Err(SnapshotError::CrcMismatch {
+                path: self.name.to_owned(),
+            });
+        }
+        if let Some((hasher, expected)) = self.hasher.take() {
+            let actual = hasher.finish();
+            if actual != expected {
+                return Err(SnapshotError::HashMismatch {
+                    path: self.name.to_owned(),
+                    expected: expected.to_owned(),
+                    actual,
+                });
+            }
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Reads what the caller left unread, then verifies the end.
+    fn finish(&mut self) -> io::Result<()> {
+        io::copy(self, &mut io::sink())?;
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for EntryData<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        // One byte past the declared size is enough to catch a header that lies, and it is
+        // never handed out.
+        let room = (self.declared - self.produced).saturating_add(1);
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let read = match &mut self.source {
+            Source::Stored(t) => t.read(&mut buf[..want]),
+            Source::Deflated(d) => d.read(&mut buf[..want]),
+        };
+        let n = match read {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                self.done = true;
+                let failure = if self.counting().at_eof {
+                    self.truncated()
+                } else if e.get_ref().is_some() && matches!(self.source, Source::Deflated(_)) {
+                    SnapshotError::Malformed(format!("{:?} does not inflate: {e}", self.name))
+                } else {
+                    SnapshotError::Io(e)
+                };
+                return Err(self.fail(failure));
+            }
+        };
+        if n == 0 {
+            self.done = true;
+            return self.verify_end().map(|()| 0).map_err(|e| self.fail(e));
+        }
+        self.produced += n as u64;
+        if self.produced > self.declared {
+            self.done = true;
+            return Err(self.fail(SnapshotError::SizeMismatch {
+                path: self.name.to_owned(),
+                expected: self.declared,
+                actual: self.produced,
+            }));
+        }
+        self.crc.update(&buf[..n]);
+        if let Some((hasher, _)) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
+        Ok(n)
+    }
 }
 
 /// Checks that the central directory lists exactly the entries read, as regular files.
@@ -290,7 +407,7 @@ fn check_central<R: Read>(
     let mut count = 0usize;
     while sig == format::CENTRAL_SIG {
         let mut h = [0u8; format::CENTRAL_HEADER_LEN - 4];
-        r.read_exact(&mut h)?;
+        r.exact(&mut h, "a central directory record")?;
         let made_by_host = (format::get16(&h, 0) >> 8) as u8;
         let name_len = format::get16(&h, 24) as usize;
         let extra_len = format::get16(&h, 26) as u64;
@@ -298,8 +415,8 @@ fn check_central<R: Read>(
         let external = format::get32(&h, 34);
         let local_offset = format::get32(&h, 38);
         let mut raw_name = vec![0u8; name_len];
-        r.read_exact(&mut raw_name)?;
-        r.skip(extra_len + comment_len)?;
+        r.exact(&mut raw_name, "a central directory name")?;
+        r.skip(extra_len + comment_len, "a central directory record")?;
         let name = String::from_utf8_lossy(&raw_name).into_owned();
         let Some((local, offset)) = seen.get(count) else {
             return mismatch(format!("{name:?} has no local entry"));
@@ -327,7 +444,7 @@ fn check_central<R: Read>(
             ));
         }
         count += 1;
-        sig = r.u32()?;
+        sig = r.u32("the central directory")?;
     }
     if count != seen.len() {
         return mismatch(format!("{count} records for {} local entries", seen.len()));
@@ -345,7 +462,7 @@ fn check_central<R: Read>(
     }
     let central_size = r.offset - 4 - central_offset;
     let mut end = [0u8; format::END_LEN - 4];
-    r.read_exact(&mut end)?;
+    r.exact(&mut end, "the end of central directory record")?;
     let total = format::get16(&end, 6) as usize;
     let size = u64::from(format::get32(&end, 8));
     let offset = u64::from(format::get32(&end, 12));
@@ -357,28 +474,40 @@ fn check_central<R: Read>(
     Ok(())
 }
 
-/// A reader that knows its position, so offsets in the central directory can be checked.
+/// A buffered reader that knows its position (offsets in the central directory are checked) and
+/// whether its input ended (a truncated archive is named as such).
 struct Counting<R> {
-    inner: R,
+    inner: BufReader<R>,
     offset: u64,
+    at_eof: bool,
 }
 
 impl<R: Read> Counting<R> {
-    fn u32(&mut self) -> Result<u32, SnapshotError> {
-        let mut b = [0u8; 4];
-        self.read_exact(&mut b).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => {
-                SnapshotError::Malformed(format!("archive ends early at byte {}", self.offset))
-            }
+    fn ends_early(&self, what: &str) -> SnapshotError {
+        SnapshotError::Malformed(format!(
+            "archive ends early at byte {}, inside {what}",
+            self.offset
+        ))
+    }
+
+    /// Fills `buf`; an early end names `what` was being read.
+    fn exact(&mut self, buf: &mut [u8], what: &str) -> Result<(), SnapshotError> {
+        self.read_exact(buf).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => self.ends_early(what),
             _ => SnapshotError::Io(e),
-        })?;
+        })
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, SnapshotError> {
+        let mut b = [0u8; 4];
+        self.exact(&mut b, what)?;
         Ok(u32::from_le_bytes(b))
     }
 
-    fn skip(&mut self, n: u64) -> io::Result<()> {
+    fn skip(&mut self, n: u64, what: &str) -> Result<(), SnapshotError> {
         let copied = io::copy(&mut self.take(n), &mut io::sink())?;
         if copied != n {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+            return Err(self.ends_early(what));
         }
         Ok(())
     }
@@ -388,6 +517,20 @@ impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.offset += n as u64;
+        self.at_eof |= n == 0 && !buf.is_empty();
         Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for Counting<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let buf = self.inner.fill_buf()?;
+        self.at_eof |= buf.is_empty();
+        Ok(buf)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.inner.consume(n);
+        self.offset += n as u64;
     }
 }

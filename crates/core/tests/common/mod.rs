@@ -7,6 +7,8 @@ use std::process::Command;
 
 use fs_sync_core::{Manifest, ManifestEntry, SnapshotWriter, WriteOptions};
 
+pub mod alloc;
+
 pub const PROJECT: &str = "6f1c9a52-3d0e-4b7a-9c1f-0a2b3c4d5e6f";
 
 /// A project tree: path → bytes.
@@ -100,3 +102,84 @@ pub fn python(script: &str, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Deterministic source-like text of about `len` bytes.
+pub fn source_file(seed: u64, len: usize) -> Vec<u8> {
+    const WORDS: &[&str] = &[
+        "const",
+        "export",
+        "function",
+        "return",
+        "import",
+        "from",
+        "props",
+        "state",
+        "useEffect",
+        "=>",
+        "{",
+        "}",
+        "(",
+        ")",
+        ";",
+        "await",
+        "fetch",
+        "value",
+        "items.map",
+        "className",
+    ];
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(WORDS[(x % WORDS.len() as u64) as usize].as_bytes());
+        out.push(if x % 9 == 0 { b'\n' } else { b' ' });
+    }
+    out
+}
+
+/// `n` source-like files of about 5 KB in nested folders, sorted by path.
+pub fn source_tree(n: usize) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = (0..n)
+        .map(|i| {
+            let path = format!("src/m{}/c{}/file{i}.tsx", i % 17, i % 5);
+            (path, source_file(i as u64, 5000))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Writes a zip with Python's zipfile. `spec` is a JSON list of entries
+/// `{name, data?, data_of?, zeros?, link?, dir?}`; `manifest` lists `{path, data}` whose hashes
+/// Python computes itself. The manifest entry is written first unless `manifest_last`.
+pub const HOSTILE_WRITER: &str = r#"
+import hashlib, json, sys, zipfile
+out, spec, manifest, manifest_last = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4] == "1"
+files = []
+for m in manifest:
+    data = m["data"].encode() if "zeros" not in m else b"\0" * m["zeros"]
+    files.append({"content_hash": hashlib.sha256(data).hexdigest(), "file_type": "text",
+                  "path": m["path"], "size": len(data), "version": 1})
+files.sort(key=lambda f: f["path"].encode())
+man = json.dumps({"as_of_seq": 1, "files": files, "format": "fs-sync-snapshot/1",
+                  "project_id": sys.argv[5]}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+    if not manifest_last:
+        z.writestr(".fs-sync/manifest.json", man)
+    for e in spec:
+        info = zipfile.ZipInfo(e["name"])
+        info.compress_type = zipfile.ZIP_DEFLATED
+        if e.get("link"):
+            info.create_system = 3
+            info.external_attr = 0o120777 << 16
+        if e.get("dir"):
+            info.external_attr = (0o040755 << 16) | 0x10
+        data = b"\0" * e["zeros"] if "zeros" in e else e.get("data", "").encode()
+        z.writestr(info, data)
+    if manifest_last:
+        z.writestr(".fs-sync/manifest.json", man)
+"#;

@@ -16,7 +16,7 @@ mod protocol;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
@@ -30,6 +30,7 @@ use tokio_postgres::{AsyncMessage, Config, NoTls};
 
 use crate::http;
 use crate::jwt::{self, Claims, JwtError};
+use crate::pool::PoolError;
 use crate::App;
 use protocol::{ClientMsg, Vsn};
 
@@ -74,7 +75,17 @@ struct Sub {
     tx: mpsc::Sender<Outbound>,
 }
 
-enum Delivery {
+/// The delivery switch, and counts that let a test wait for the stack to have handled a message
+/// instead of sleeping (`GET /admin/v1/faults`).
+struct Delivery {
+    mode: Mode,
+    /// Messages fanned out to their topic's subscribers since the start.
+    delivered: u64,
+    /// Messages lost to the drop fault since the start.
+    dropped: u64,
+}
+
+enum Mode {
     Live,
     Held(VecDeque<Arc<DbMessage>>),
     Dropping(u64),
@@ -97,7 +108,11 @@ impl Hub {
         Hub {
             subs: RwLock::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
-            delivery: Mutex::new(Delivery::Live),
+            delivery: Mutex::new(Delivery {
+                mode: Mode::Live,
+                delivered: 0,
+                dropped: 0,
+            }),
             next: AtomicU64::new(1),
         }
     }
@@ -131,10 +146,16 @@ impl Hub {
     /// Hands a committed message to its subscribers, or holds/drops it while paused.
     fn deliver(&self, msg: Arc<DbMessage>) {
         let mut d = lock(&self.delivery);
-        match &mut *d {
-            Delivery::Live => self.fan_out(&msg),
-            Delivery::Held(q) => q.push_back(msg),
-            Delivery::Dropping(n) => *n += 1,
+        match &mut d.mode {
+            Mode::Live => {
+                self.fan_out(&msg);
+                d.delivered += 1;
+            }
+            Mode::Held(q) => q.push_back(msg),
+            Mode::Dropping(n) => {
+                *n += 1;
+                d.dropped += 1;
+            }
         }
     }
 
@@ -167,11 +188,11 @@ impl Hub {
     /// Pauses delivery: `hold` keeps messages for [`Hub::resume`], otherwise they are dropped.
     pub(crate) fn pause(&self, hold: bool) {
         let mut d = lock(&self.delivery);
-        if matches!(*d, Delivery::Live) {
-            *d = if hold {
-                Delivery::Held(VecDeque::new())
+        if matches!(d.mode, Mode::Live) {
+            d.mode = if hold {
+                Mode::Held(VecDeque::new())
             } else {
-                Delivery::Dropping(0)
+                Mode::Dropping(0)
             };
         }
     }
@@ -179,17 +200,30 @@ impl Hub {
     /// Resumes delivery; held messages go out first, in order. Returns (delivered, dropped).
     pub(crate) fn resume(&self) -> (usize, u64) {
         let mut d = lock(&self.delivery);
-        match std::mem::replace(&mut *d, Delivery::Live) {
-            Delivery::Live => (0, 0),
-            Delivery::Held(q) => {
+        match std::mem::replace(&mut d.mode, Mode::Live) {
+            Mode::Live => (0, 0),
+            Mode::Held(q) => {
                 let n = q.len();
                 for m in q {
                     self.fan_out(&m);
                 }
+                d.delivered += n as u64;
                 (n, 0)
             }
-            Delivery::Dropping(n) => (0, n),
+            Mode::Dropping(n) => (0, n),
         }
+    }
+
+    /// `{mode, delivered, dropped, held}`: the mode (`live`, `hold` or `drop`), the counts
+    /// since the start, and the messages held now.
+    pub(crate) fn delivery_status(&self) -> Value {
+        let d = lock(&self.delivery);
+        let (mode, held) = match &d.mode {
+            Mode::Live => ("live", 0),
+            Mode::Held(q) => ("hold", q.len()),
+            Mode::Dropping(_) => ("drop", 0),
+        };
+        json!({"mode": mode, "delivered": d.delivered, "dropped": d.dropped, "held": held})
     }
 
     /// Drops every websocket abruptly (no close frame). Returns how many.
@@ -483,8 +517,11 @@ async fn run(mut conn: Connection, mut rx: mpsc::Receiver<Outbound>, socket: Web
                 .map(|c| c.exp)
                 .min()
                 .map(|exp| {
-                    let secs = (exp - jwt::now()).max(0) as u64;
-                    Instant::now() + Duration::from_secs(secs) + Duration::from_millis(50)
+                    // The wall-clock moment itself, not whole seconds from now: every connection
+                    // holding the same token closes its channels at the same moment.
+                    let at = UNIX_EPOCH + Duration::from_secs(exp.max(0) as u64);
+                    let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+                    Instant::now() + left + Duration::from_millis(50)
                 })
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let flow = tokio::select! {
@@ -1016,9 +1053,9 @@ async fn authorize_read(
     topic: &str,
     presence: bool,
     x_headers: &str,
-) -> Result<bool, tokio_postgres::Error> {
+) -> Result<bool, PoolError> {
     let mut conn = app.admin_pool.get().await?;
-    let tx = conn.client.transaction().await?;
+    let tx = conn.transaction().await?;
     let extensions: Vec<&str> = if presence {
         vec!["broadcast", "presence"]
     } else {
@@ -1052,9 +1089,9 @@ async fn authorize_write(
     claims: &Claims,
     topic: &str,
     x_headers: &str,
-) -> Result<bool, tokio_postgres::Error> {
+) -> Result<bool, PoolError> {
     let mut conn = app.admin_pool.get().await?;
-    let tx = conn.client.transaction().await?;
+    let tx = conn.transaction().await?;
     set_policy_context(&tx, claims, topic, x_headers).await?;
     let inserted = tx
         .execute(
@@ -1066,6 +1103,6 @@ async fn authorize_write(
     match inserted {
         Ok(_) => Ok(true),
         Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "42501") => Ok(false),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }

@@ -58,6 +58,36 @@ impl Stack {
         r.json().await.unwrap()
     }
 
+    /// `GET /admin/v1/faults`: the delivery mode and counts.
+    pub async fn faults(&self) -> Value {
+        let r = self
+            .http
+            .get(self.url("/admin/v1/faults"))
+            .header("apikey", self.service())
+            .bearer_auth(self.service())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "/admin/v1/faults: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Polls `GET /admin/v1/faults` until `done` holds for it (10 s at most); returns it.
+    pub async fn faults_until(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let f = self.faults().await;
+            if done(&f) {
+                return f;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {f}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// A new user: (id, access token).
     pub async fn user(&self) -> (String, String) {
         let u = self.admin("/admin/v1/users", json!({})).await;

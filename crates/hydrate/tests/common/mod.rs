@@ -224,6 +224,33 @@ impl Env {
         r.bytes().await.unwrap().to_vec()
     }
 
+    /// GET /admin/v1/faults: `{mode, delivered, dropped, held}`.
+    pub async fn faults(&self) -> Value {
+        let r = self
+            .http
+            .get(self.url("/admin/v1/faults"))
+            .header("apikey", self.service())
+            .bearer_auth(self.service())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "/admin/v1/faults: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Waits until fs-sync-dev has dropped `n` messages in all (the drop fault), so a test
+    /// resumes delivery only once the messages it meant to lose are lost.
+    pub async fn dropped(&self, n: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.faults().await["dropped"].as_u64() < Some(n) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "fs-sync-dev did not drop {n} messages"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn server_seq(&self) -> u64 {
         let v = self
             .rpc(
@@ -237,11 +264,16 @@ impl Env {
 
     /// Cuts a snapshot as fs-sync-edge does and hands out a signed URL to it.
     pub async fn snapshot(&self) -> Snapshot {
+        self.snapshot_of(&self.project).await
+    }
+
+    /// [`Env::snapshot`] of any project of the stack.
+    pub async fn snapshot_of(&self, project: &str) -> Snapshot {
         let s = self
             .rpc(
                 "get_project_snapshot",
                 &self.service(),
-                json!({"project_uuid": self.project, "include_content": true}),
+                json!({"project_uuid": project, "include_content": true}),
             )
             .await;
         let mut contents = BTreeMap::new();
@@ -262,7 +294,7 @@ impl Env {
             contents.insert(path, bytes);
         }
         let as_of_seq = s["as_of_seq"].as_u64().unwrap();
-        let manifest = Manifest::new(self.project.clone(), as_of_seq, entries).unwrap();
+        let manifest = Manifest::new(project.to_owned(), as_of_seq, entries).unwrap();
         let id = manifest.snapshot_id();
         let order: Vec<String> = manifest.files.iter().map(|f| f.path.clone()).collect();
         let mut w = SnapshotWriter::new(Vec::new(), manifest, WriteOptions::default()).unwrap();
@@ -270,7 +302,7 @@ impl Env {
             w.add_file(&p, &contents[&p]).unwrap();
         }
         let (zip, _) = w.finish().unwrap();
-        let object = format!("project-snapshots/{}/{id}.zip", self.project);
+        let object = format!("project-snapshots/{project}/{id}.zip");
         let r = self
             .http
             .post(self.url(&format!("/storage/v1/object/{object}")))
@@ -305,7 +337,7 @@ impl Env {
         }
     }
 
-    /// A container token with exactly DESIGN.md's claims, valid for `ttl` seconds.
+    /// A container token with exactly docs/contracts.md's claims, valid for `ttl` seconds.
     pub fn container_token(&self, ttl: i64) -> (String, i64) {
         let now = now();
         let token = self.dev.sign(&json!({
@@ -391,7 +423,8 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// Every regular file under `root`, by `/`-separated relative path.
+/// Every regular file under `root`, by `/`-separated relative path, except the agent's own
+/// reserved `.fs-sync/` folder (never a project path).
 pub fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -410,15 +443,22 @@ pub fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     }
     let mut out = BTreeMap::new();
     walk(root, root, &mut out);
+    out.retain(|p, _| !p.starts_with(".fs-sync/"));
     out
 }
 
 /// Waits until the folder equals the database byte for byte; panics with the difference.
 pub async fn converge(env: &Env, within: Duration) {
+    converge_beside(env, &BTreeMap::new(), within).await;
+}
+
+/// [`converge`] for a folder that also holds `untracked` files, which must be there unchanged.
+pub async fn converge_beside(env: &Env, untracked: &BTreeMap<String, Vec<u8>>, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
     let target = env.target();
     loop {
-        let want = env.db_files().await;
+        let mut want = env.db_files().await;
+        want.extend(untracked.iter().map(|(k, v)| (k.clone(), v.clone())));
         let have = tree(&target);
         if want == have {
             return;

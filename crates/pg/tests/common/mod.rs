@@ -71,5 +71,10 @@ pub async fn call(
     }
 }
 
-pub const UPSERT: &str =
-    "select public.upsert_project_file(project_uuid => $1, p_file_path => $2, p_content => $3, expected_version => $4)";
+/// upsert_project_file as PostgREST calls it: the arguments as one JSON object.
+pub const UPSERT: &str = "select public.upsert_project_file(json_build_object(
+     'project_uuid', $1::uuid, 'p_file_path', $2::text, 'p_content', $3::text, 'expected_version', $4::int))";
+
+/// bulk_upsert_project_files as PostgREST calls it.
+pub const BULK: &str =
+    "select public.bulk_upsert_project_files(json_build_object('project_uuid', $1::uuid, 'files', $2::jsonb))";

@@ -1,19 +1,18 @@
-// Process handling shared by the node tests, the benchmarks and the demo: free ports, bounded
-// waits, the workspace's binaries, starting fs-sync-dev, and stopping child processes (and their
-// process groups) so nothing is left behind — not even when the caller is interrupted.
+// Process plumbing for the harness: free ports, the one polling helper (`until`), the workspace's
+// binaries, and stopping child processes (and their process groups) so nothing is left behind —
+// not even when the caller is interrupted.
 //
 // Every long-running child is started detached (its own process group): a terminal's Ctrl-C
 // reaches only the Node process, which then stops the children in order. `track()` registers a
 // child so `killAllSync()` (called from an 'exit' handler) can SIGKILL whatever is still running.
-import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-export const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort() {
@@ -29,18 +28,19 @@ export function freePort() {
 }
 
 /**
- * Polls `check()` until it returns something truthy (resolved with it). Fails after `timeoutMs`,
- * or at once when `proc` (optional) has exited.
+ * Waits for an observable condition: polls `predicate()` (sync or async) every `intervalMs` until
+ * it returns something truthy, and resolves with that. Rejects after `timeoutMs` naming `label`,
+ * or at once when `proc` (a child process, optional) has exited — it will never get there.
  */
-export async function waitFor(what, check, timeoutMs, proc, intervalMs = 50) {
+export async function until(label, predicate, { timeoutMs = 10_000, intervalMs = 20, proc = null } = {}) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = await check();
+    const v = await predicate();
     if (v) return v;
-    if (proc && (proc.exitCode !== null || proc.signalCode !== null)) {
-      throw new Error(`${what}: the process exited (${proc.exitCode ?? proc.signalCode})`);
+    if (proc && exited(proc)) {
+      throw new Error(`${label}: the process exited (${proc.exitCode ?? proc.signalCode})`);
     }
-    if (Date.now() > deadline) throw new Error(`${what}: not ready after ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${label}`);
     await sleep(intervalMs);
   }
 }
@@ -126,50 +126,22 @@ export function devstackBin() {
   return workspaceBin('fs-sync-dev', 'fs-sync-dev', 'FS_SYNC_DEV_BIN');
 }
 
-/**
- * Starts fs-sync-dev (`start --port 0 --ready-file …`) on an ephemeral PostgreSQL cluster of its
- * own and resolves once its ready-file is written. `quiet`: no per-request log lines.
- * `stop()` sends SIGTERM (fs-sync-dev stops its cluster itself) and resolves the exit
- * {code, signal}; SIGKILL after 20 s.
- */
-export async function startDevstack({ quiet = false, timeoutMs = 120_000 } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'fs-sync-dev-'));
-  const readyFile = join(dir, 'ready.json');
-  const env = { ...process.env };
-  delete env.DATABASE_URL; // always an ephemeral cluster of its own
-  const args = ['start', '--port', '0', '--ready-file', readyFile, ...(quiet ? ['--quiet'] : [])];
-  const proc = track(spawn(devstackBin(), args, {
-    cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
-  }));
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.on('data', (d) => { stdout += d; });
-  proc.stderr.on('data', (d) => { stderr += d; });
-  const stop = async () => {
-    const result = await stopProcess(proc);
-    rmSync(dir, { recursive: true, force: true });
-    return result;
-  };
-  try {
-    await waitFor('fs-sync-dev', () => existsSync(readyFile), timeoutMs, proc);
-  } catch (e) {
-    await stop();
-    throw new Error(`${e.message}\n${stderr}`);
-  }
-  const info = JSON.parse(readFileSync(readyFile, 'utf8'));
-  return {
-    info,
-    proc,
-    pid: proc.pid,
-    get stdout() { return stdout; },
-    get stderr() { return stderr; },
-    stop,
-  };
+/** The fs-sync-hydrate binary ($FS_SYNC_HYDRATE_BIN overrides). */
+export function hydrateBin() {
+  return workspaceBin('fs-sync-hydrate', 'fs-sync-hydrate', 'FS_SYNC_HYDRATE_BIN');
 }
 
 /** The command name of a process ('' when it is gone). */
 export function comm(pid) {
   try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { return ''; }
+}
+
+/** Whether a process is gone or a zombie (exited, not yet reaped). */
+export function gone(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch { return true; }
 }
 
 /** Every descendant pid of `pid` (children, grandchildren, …), from /proc. */
@@ -190,4 +162,19 @@ export function descendants(pid) {
     for (const c of children.get(stack.pop()) ?? []) { out.push(c); stack.push(c); }
   }
   return out;
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(f[11]) + Number(f[12]);
+  return ticks / 100; // USER_HZ is 100 on Linux
+}
+
+/** {rss, hwm} in bytes (current and peak resident set) of a process. */
+export function memory(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k) => Number(status.match(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm'))[1]) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }

@@ -4,10 +4,9 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { root } from './processes.mjs';
 
-export const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const pkgDir = join(root, 'wasm-pkg');
 
 let consumer;
