@@ -19,7 +19,7 @@ const web = new URL(`file://${pkgDir}/dist/web/`);
 const baselineGlue = await import(new URL('fs_sync.js?baseline', web).href);
 const { makeContentHash } = await import(new URL('hash.js', web).href);
 const baselineInstance = await baselineGlue.default({ module_or_path: await readFile(new URL('fs_sync_bg.wasm', web)) });
-const baselineHash = makeContentHash(baselineInstance, baselineGlue);
+const { contentHash: baselineHash } = makeContentHash(baselineInstance, baselineGlue);
 
 function text(bytes) {
   let s = '';

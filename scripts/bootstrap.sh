@@ -188,7 +188,7 @@ lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -d node_modules ] || [ "$(cat "$stamp" 2>/dev/null || true)" != "$lock_sum" ]; then
   reason="package-lock.json changed since the last install"
   [ -d node_modules ] || reason="no node_modules yet"
-  say "installing npm dependencies with npm ci ($reason; node tests, the wasm package build and benches use them)"
+  say "installing npm dependencies with npm ci ($reason; node tests, the wasm package build (binaryen) and benches use them, the React Native ones Metro and Hermes too)"
   quietly "$logs/npm-ci.log" npm ci --no-audit --no-fund
   echo "$lock_sum" >"$stamp"
   installed=1

@@ -2,7 +2,7 @@
 // of the tarball into a throwaway consumer project, so a broken `exports` map or a missing file
 // fails the tests. Requires wasm-pkg/dist (scripts/build-wasm-pkg.sh, run by scripts/test.sh).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { root } from './processes.mjs';
@@ -14,7 +14,7 @@ let consumer;
 /** A consumer folder with the packed package installed; import by name from files inside it. */
 export function installedConsumer() {
   if (consumer) return consumer;
-  if (!existsSync(join(pkgDir, 'dist/web/fs_sync_bg.wasm'))) {
+  if (!existsSync(join(pkgDir, 'dist/web/fs_sync_bg.wasm')) || !existsSync(join(pkgDir, 'dist/native/fs_sync_wasm.js'))) {
     throw new Error('wasm-pkg/dist is missing: run bash scripts/build-wasm-pkg.sh');
   }
   const dir = mkdtempSync(join(tmpdir(), 'fs-sync-consumer-'));
@@ -27,10 +27,22 @@ export function installedConsumer() {
   return dir;
 }
 
-/** Imports the package by name, resolved from the consumer folder (the `node` condition). */
-export async function importPackage() {
+/**
+ * Imports the package as an app would: by name, resolved from the consumer folder (the `node`
+ * condition), or with `condition: 'react-native'` the entry a React Native bundler resolves (the
+ * Rust translated to JavaScript; Node resolves that condition only when started with
+ * `--conditions=react-native`, so it is imported by its path in the installed package).
+ */
+export async function importPackage({ condition = 'node' } = {}) {
   const dir = installedConsumer();
-  const entry = join(dir, 'entry.mjs');
-  writeFileSync(entry, "export * from '@velocity/fs-sync';\n");
+  const entry = join(dir, `entry-${condition}.mjs`);
+  const target = condition === 'react-native' ? `./node_modules/@velocity/fs-sync/${reactNativeEntry()}` : '@velocity/fs-sync';
+  writeFileSync(entry, `export * from ${JSON.stringify(target)};\n`);
   return import(entry);
+}
+
+/** The file the installed package's "react-native" export condition names. */
+export function reactNativeEntry() {
+  const manifest = JSON.parse(readFileSync(join(installedConsumer(), 'node_modules/@velocity/fs-sync/package.json'), 'utf8'));
+  return manifest.exports['.']['react-native'].replace(/^\.\//, '');
 }

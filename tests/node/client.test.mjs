@@ -1,6 +1,7 @@
 // @velocity/fs-sync against fs-sync-dev: every call's success and error paths, optimistic
 // concurrency between two editors, no-op saves, event classification and catch-up, hashing
-// agreement with the database, and the retry policy.
+// agreement with the database, and the retry policy. The Wasm build (the `node` entry);
+// client-native.test.mjs runs the same tests through the React Native build.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -8,7 +9,9 @@ import {
   importPackage, startSystem, createProject, client as supabaseClient, newUser, subscribe, until,
 } from '../harness/index.mjs';
 
-const { FsSyncClient, FsSyncError, contentHash } = await importPackage();
+// Which build: client-native.test.mjs sets this before importing this file.
+const condition = globalThis.fsSyncTestCondition ?? 'node';
+const { FsSyncClient, FsSyncError, contentHash } = await importPackage({ condition });
 
 let sys;
 let info;

@@ -1,5 +1,5 @@
 // The package as installed from its tarball: exports, hashing, path rules, typed errors, the
-// Hermes guard, and the TypeScript declarations.
+// digest option, the entries without WebAssembly, and the TypeScript declarations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -107,6 +107,8 @@ const EVENT = { v: 1, seq: 1, type: 'file:delete', project_id: 'p', file_path: '
 // The table must list every export, method and parameter: a new one fails the test until added.
 const ARGS = {
   contentHash: [['input', 'x', { accepts: ['Uint8Array'] }]],
+  // undefined: back to the built-in hash (which leaves the later tests on it).
+  setDigest: [['digest', (x) => createHash('sha256').update(x).digest('hex'), { accepts: ['undefined'] }]],
   validatePath: [['path', 'a.ts']],
   inferFileType: [['path', 'a.ts']],
   FsSyncClient: {
@@ -334,24 +336,93 @@ test('after every refusal the package still works: no poisoned Wasm instance', a
   assert.equal(log.length, 1);
 });
 
-test('without WebAssembly (as on Hermes) the import fails with the cause', () => {
+test('without WebAssembly (as on Hermes) the web entry fails with the cause; the react-native entry works', () => {
   const dir = installedConsumer();
-  const run = (entry, flags) => {
-    writeFileSync(join(dir, 'no-wasm.mjs'), `import ${JSON.stringify(entry)};\n`);
+  const run = (code, flags) => {
+    writeFileSync(join(dir, 'no-wasm.mjs'), code);
     return spawnSync(process.execPath, [...flags, 'no-wasm.mjs'], { cwd: dir, encoding: 'utf8' });
   };
   // The browser build on an engine without WebAssembly, before any Wasm glue runs.
-  let r = run('./node_modules/@velocity/fs-sync/dist/web/index.js', ['--no-expose-wasm']);
+  let r = run('import "./node_modules/@velocity/fs-sync/dist/web/index.js";\n', ['--no-expose-wasm']);
   assert.notEqual(r.status, 0, 'import must fail');
   assert.match(r.stderr, /needs WebAssembly/);
-  assert.match(r.stderr, /Hermes/);
-  // The react-native entry refuses whatever the engine, without loading the Wasm.
-  for (const flags of [['--no-expose-wasm'], []]) {
-    r = run('./node_modules/@velocity/fs-sync/dist/native.js', flags);
-    assert.notEqual(r.status, 0, 'import must fail');
-    assert.match(r.stderr, /needs WebAssembly/);
-    assert.match(r.stderr, /Expo web/);
+  assert.match(r.stderr, /react-native/);
+  // The react-native entry is the Rust translated to JavaScript: it needs no WebAssembly. It is
+  // also exported as "@velocity/fs-sync/native", for engines without it that no bundler targets.
+  r = run(`
+    import { contentHash, validatePath } from '@velocity/fs-sync/native';
+    let rule = null;
+    try { validatePath('a/../b'); } catch (e) { rule = e.details.rule; }
+    console.log(JSON.stringify({ wasm: typeof WebAssembly, hash: contentHash('héllo wörld ✓'), rule }));
+  `, ['--no-expose-wasm']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { wasm: 'undefined', hash: 'c2a59c71097b678dc5af2eb1f98ddc575b63948b0fa6740071a945673aaada4d', rule: 'dot_segment' });
+});
+
+test('setDigest: the digest is checked against the built-in hash, then used', async () => {
+  const sha = (x) => createHash('sha256').update(x).digest('hex');
+  let calls = 0;
+  fsSync.setDigest((x) => { calls += 1; return sha(x); });
+  try {
+    assert.ok(calls > 5, 'checked on several inputs first');
+    calls = 0;
+    assert.equal(fsSync.contentHash('héllo wörld ✓'), 'c2a59c71097b678dc5af2eb1f98ddc575b63948b0fa6740071a945673aaada4d');
+    assert.equal(calls, 1);
+    const log = [];
+    const client = new fsSync.FsSyncClient({ ...OPTIONS, fetch: stubFetch(log) });
+    await client.save('a.ts', 'x');
+    calls = 0;
+    assert.equal((await client.save('a.ts', 'x')).noop, true);
+    assert.equal(client.isDirty('a.ts', 'x'), false);
+    assert.equal(calls, 2, 'no-op detection hashed with the digest');
+    assert.equal(log.length, 1);
+  } finally {
+    fsSync.setDigest(undefined);
   }
+  calls = 0;
+  fsSync.contentHash('x');
+  assert.equal(calls, 0, 'undefined goes back to the built-in hash');
+  // A digest that disagrees anywhere, answers late or throws is refused, and nothing changes.
+  const upper = (x) => sha(x).toUpperCase();
+  const lone = (x) => sha(typeof x === 'string' ? x.replace(/\ud800/g, '?') : x);
+  for (const [digest, message] of [
+    [upper, /disagrees with the built-in SHA-256 on the string "": got "E3B0/],
+    [lone, /disagrees .* on a string with a lone surrogate/],
+    [async (x) => sha(x), /must return the hex digest as a string, synchronously, got Promise/],
+    [() => { throw new Error('no native module'); }, /threw on the string "": no native module/],
+  ]) {
+    assert.throws(() => fsSync.setDigest(digest), (e) => refused(e, 'digest') && message.test(e.message));
+  }
+  calls = 0;
+  fsSync.contentHash('x');
+  assert.equal(calls, 0);
+});
+
+test('the UTF-8 codec for engines without TextEncoder/TextDecoder agrees with the engine\'s', async () => {
+  const dir = installedConsumer();
+  const { Utf8Encoder, Utf8Decoder } = await import(join(dir, 'node_modules/@velocity/fs-sync/dist/web/utf8.js'));
+  const [ours, theirs] = [[new Utf8Encoder(), new Utf8Decoder()], [new TextEncoder(), new TextDecoder()]];
+  const pool = ['a', 'é', '€', '日', '🚀', '\ud800', '\udc00', '\x7f', '\x80', '\u07ff', '\u0800', '\uffff', 'abcdefgh'];
+  const bytePool = [0x41, 0x7f, 0x80, 0xbf, 0xc0, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff, 0xa0, 0x9f, 0x90, 0x8f];
+  let seed = 7;
+  const next = (n) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+  for (let k = 0; k < 5000; k++) {
+    let s = '';
+    for (let i = next(24); i > 0; i--) s += pool[next(pool.length)];
+    assert.deepEqual(ours[0].encode(s), theirs[0].encode(s), JSON.stringify(s));
+    // encodeInto stops before a character that does not fit, at every view size.
+    const size = next(40);
+    const [a, b] = [new Uint8Array(size), new Uint8Array(size)];
+    assert.deepEqual(ours[0].encodeInto(s, a), theirs[0].encodeInto(s, b), JSON.stringify([s, size]));
+    assert.deepEqual(a, b);
+    const bytes = Uint8Array.from({ length: next(14) }, () => bytePool[next(bytePool.length)]);
+    assert.equal(ours[1].decode(bytes), theirs[1].decode(bytes), String(bytes));
+    assert.equal(ours[1].decode(theirs[0].encode(s)), theirs[1].decode(theirs[0].encode(s)));
+  }
+  // Long ASCII runs and a BOM, as the glue's strings come.
+  const long = 'x'.repeat(20000) + 'é' + 'y'.repeat(9000);
+  assert.equal(ours[1].decode(theirs[0].encode(long)), long);
+  assert.equal(ours[1].decode(Uint8Array.of(0xef, 0xbb, 0xbf, 0x41)), theirs[1].decode(Uint8Array.of(0xef, 0xbb, 0xbf, 0x41)));
 });
 
 test('Node loads the SIMD build, and the baseline where the engine has no Wasm SIMD', () => {
@@ -410,10 +481,11 @@ test('the TypeScript declarations type-check a consumer', () => {
     'client.saveAll([{ path: 1 }]);',
     'client.applyEvent(42);',
     'client.head(null);',
+    'setDigest(async (x: string | Uint8Array) => String(x));',
     "new FsSyncClient({ supabaseUrl: 'u', anonKey: 'k', projectId: 'p', retry: { maxAttempts: '3' } });",
   ];
   writeFileSync(join(dir, 'consumer.ts'), [
-    "import { inferFileType, validatePath, contentHash, FsSyncClient } from '@velocity/fs-sync';",
+    "import { inferFileType, validatePath, contentHash, setDigest, FsSyncClient } from '@velocity/fs-sync';",
     'declare const client: FsSyncClient;',
     ...misuses,
   ].join('\n') + '\n');

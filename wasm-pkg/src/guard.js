@@ -1,8 +1,9 @@
-// React Native's Hermes engine has no WebAssembly (nor TextDecoder in older releases): fail at
-// import with the cause, before the Wasm glue runs. Imported first so it evaluates first.
+// The web entry needs WebAssembly: fail at import with the cause, before the Wasm glue runs, on an
+// engine without it. Imported first so it evaluates first. React Native's Hermes, which has none,
+// resolves the package's "react-native" entry instead (the same Rust translated to JavaScript).
 export const NO_WASM_MESSAGE =
-  '@velocity/fs-sync needs WebAssembly, which this JavaScript engine does not provide ' +
-  "(React Native's Hermes has none). Use the package in Expo web or another engine with " +
-  'WebAssembly, and keep the legacy save path (FSYNC_USE_RPC off) on native builds.';
+  "@velocity/fs-sync's web entry needs WebAssembly, which this JavaScript engine does not provide. " +
+  "React Native (Hermes) resolves the package's \"react-native\" entry, which needs none: bundle " +
+  'with Metro, or import "@velocity/fs-sync/native" by that name.';
 
 if (typeof WebAssembly === 'undefined') throw new Error(NO_WASM_MESSAGE);

@@ -10,4 +10,4 @@ const instance = await init({ module_or_path: await readFile(new URL(file, impor
 
 export const { validatePath, inferFileType, FsSyncClient } = wasm;
 export const FsSyncError = wasm.errorClass();
-export const contentHash = makeContentHash(instance, wasm);
+export const { contentHash, setDigest } = makeContentHash(instance, wasm);

@@ -14,4 +14,4 @@ const instance = await init({
 
 export const { validatePath, inferFileType, FsSyncClient } = wasm;
 export const FsSyncError = wasm.errorClass();
-export const contentHash = makeContentHash(instance, wasm);
+export const { contentHash, setDigest } = makeContentHash(instance, wasm);

@@ -60,8 +60,9 @@ pub(crate) fn string(value: &JsValue, name: &str) -> Result<String, ClientError>
 }
 
 thread_local! {
-    /// Finds a lone surrogate: with the `u` flag a well-formed pair is one code point, no match.
-    static LONE_SURROGATE: RegExp = RegExp::new("\\p{Cs}", "u");
+    /// Finds a lone surrogate: with the `u` flag a well-formed pair is one code point, outside
+    /// the class. (Not `\p{Cs}`: Hermes 0.12 has no Unicode property escapes.)
+    static LONE_SURROGATE: RegExp = RegExp::new("[\\uD800-\\uDFFF]", "u");
 }
 
 /// A path: a string without lone surrogates. Rust would receive one as U+FFFD, a different file

@@ -26,6 +26,7 @@
 //! milliseconds, costs 2.5–3× on large ones, and takes 3.4 KiB more of the 150 KiB budget.
 
 mod args;
+mod digest;
 mod error;
 mod retry;
 mod rpc;
@@ -41,6 +42,7 @@ use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+pub use digest::set_digest;
 pub use error::{ClientError, ErrorKind};
 pub use retry::RetryPolicy;
 use retry::{Retry, MAX_WAIT_MS};
@@ -520,17 +522,19 @@ impl FsSyncClient {
     ) -> Promise {
         let inner = self.inner.clone();
         let parsed = args::path(&path, "path").and_then(|path| {
-            let content = args::string(&content, "content")?;
+            let text = args::string(&content, "content")?;
             Ok((
                 path,
-                content,
+                text,
                 args::optional(&file_type, "fileType", args::file_type)?,
             ))
         });
         promise(async move {
-            let (path, content, file_type) = parsed?;
+            let (path, text, file_type) = parsed?;
             fs_sync_core::validate_path(&path)?;
-            let hash = fs_sync_core::content_hash(content.as_bytes());
+            // The JS string too: an installed digest hashes it without a copy into Rust.
+            let hash = digest::content_hash(&content, &text);
+            let content = text;
             let expected = {
                 let state = inner.state.borrow();
                 // An explicit type may differ from the stored one: let the server decide.
@@ -822,8 +826,8 @@ impl FsSyncClient {
         #[wasm_bindgen(unchecked_param_type = "string")] content: JsValue,
     ) -> Result<bool, JsValue> {
         let path = args::path(&path, "path").map_err(|e| e.to_js())?;
-        let content = args::string(&content, "content").map_err(|e| e.to_js())?;
-        let hash = fs_sync_core::content_hash(content.as_bytes());
+        let text = args::string(&content, "content").map_err(|e| e.to_js())?;
+        let hash = digest::content_hash(&content, &text);
         Ok(!self.inner.state.borrow().heads.is_noop(&path, &hash))
     }
 

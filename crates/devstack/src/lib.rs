@@ -185,7 +185,7 @@ impl DevStack {
             Some(d) => (d.clone(), false),
             None => (
                 {
-                    sweep_stale_storage();
+                    fs_sync_pg::sweep_orphaned_temp_dirs("fs-sync-dev-storage-");
                     std::env::temp_dir()
                 }
                 .join(format!(
@@ -283,27 +283,6 @@ impl DevStack {
         }
         if let Some((server, name)) = &self.drop_database {
             setup::drop_database(server, name).await;
-        }
-    }
-}
-
-/// Removes default storage folders left by processes that died without shutting down.
-fn sweep_stale_storage() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("fs-sync-dev-storage-"))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }

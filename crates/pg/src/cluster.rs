@@ -300,6 +300,12 @@ extern "C" fn stop_all() {
 
 /// Removes folders of clusters whose process is gone (killed without running exit handlers).
 fn sweep_stale_clusters() {
+    sweep_orphaned_temp_dirs("fs-sync-pg-");
+}
+
+/// Removes the folders `<temp dir>/<prefix><pid>[-…]` whose process `pid` no longer runs: what
+/// a process killed without running its exit handlers left behind.
+pub fn sweep_orphaned_temp_dirs(prefix: &str) {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
@@ -307,7 +313,8 @@ fn sweep_stale_clusters() {
         let name = entry.file_name();
         let Some(pid) = name
             .to_str()
-            .and_then(|n| n.strip_prefix("fs-sync-pg-"))
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|rest| rest.split('-').next())
             .and_then(|p| p.parse::<i32>().ok())
         else {
             continue;

@@ -21,7 +21,7 @@ mod cluster;
 mod schema;
 mod testdb;
 
-pub use cluster::Cluster;
+pub use cluster::{sweep_orphaned_temp_dirs, Cluster};
 pub use schema::{
     apply, base_files, db_message, down_files, migration_files, repo_root, schema_digest,
 };
