@@ -21,3 +21,4 @@ export { fsClient, percentile, prng, burst, exactlyOnce } from './edits.mjs';
 export { importPackage, installedConsumer, reactNativeEntry, pkgDir } from './pkg.mjs';
 export { metroBundle, hermes, runHermes, compileHermes, compileHermesAsync } from './metro.mjs';
 export { sampleApp, iconPng } from './sample-app.mjs';
+export { launchChromium, serve, CONTENT_TYPES } from './browser.mjs';

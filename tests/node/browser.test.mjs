@@ -5,12 +5,11 @@
 // SIMD reported missing, as on an older engine (the baseline loads).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
 import { join, normalize, extname } from 'node:path';
-import { chromium } from 'playwright-core';
-import { pkgDir, installedConsumer, startSystem, createProject } from '../harness/index.mjs';
+import {
+  pkgDir, installedConsumer, startSystem, createProject, launchChromium, serve, CONTENT_TYPES,
+} from '../harness/index.mjs';
 
 const PAGE = `<!doctype html>
 <meta charset="utf-8">
@@ -49,7 +48,7 @@ const PAGE = `<!doctype html>
   }
 </script>`;
 
-const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html', '.json': 'application/json' };
+const TYPES = CONTENT_TYPES;
 
 let sys;
 let server;
@@ -58,7 +57,7 @@ let browser;
 before(async () => {
   installedConsumer(); // fails early with a clear message when wasm-pkg/dist is missing
   sys = await startSystem({ edge: false, quiet: false });
-  server = createServer(async (req, res) => {
+  server = await serve(async (req, res) => {
     const url = new URL(req.url, 'http://x');
     if (url.pathname === '/') {
       res.setHeader('content-type', 'text/html');
@@ -75,11 +74,7 @@ before(async () => {
       res.end();
     }
   });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  browser = await chromium.launch({
-    executablePath: execFileSync('which', ['chromium'], { encoding: 'utf8' }).trim(),
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -5,13 +5,12 @@
 // - esbuild: the "browser" entry, the Wasm (SIMD) build, whose .wasm files sit beside the bundle.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { join, normalize, extname } from 'node:path';
 import { createRequire } from 'node:module';
-import { chromium } from 'playwright-core';
-import { installedConsumer, metroBundle, startSystem, createProject, root } from '../harness/index.mjs';
+import {
+  installedConsumer, metroBundle, startSystem, createProject, root, launchChromium, serve, CONTENT_TYPES,
+} from '../harness/index.mjs';
 
 const esbuild = createRequire(join(root, 'package.json'))('esbuild');
 
@@ -46,7 +45,7 @@ const page = (script) => `<!doctype html>
 <p>error: <output id="error"></output></p>
 ${script}`;
 
-const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
+const TYPES = CONTENT_TYPES;
 
 let sys;
 let server;
@@ -73,7 +72,7 @@ before(async () => {
   writeFileSync(join(out, 'metro/index.html'), page('<script src="app.js"></script>'));
   writeFileSync(join(out, 'esbuild/index.html'), page('<script type="module" src="app.js"></script>'));
 
-  server = createServer((req, res) => {
+  server = await serve((req, res) => {
     const rel = normalize(new URL(req.url, 'http://x').pathname).replace(/^\/+/, '');
     try {
       const body = readFileSync(join(out, rel.endsWith('/') || rel === '' ? `${rel}index.html` : rel));
@@ -84,11 +83,7 @@ before(async () => {
       res.end();
     }
   });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  browser = await chromium.launch({
-    executablePath: execFileSync('which', ['chromium'], { encoding: 'utf8' }).trim(),
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
