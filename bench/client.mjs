@@ -1,5 +1,6 @@
-// @velocity/fs-sync in Node: contentHash throughput next to hash-wasm and WebCrypto, and the
-// client's own cost per save beyond the HTTP round trip. A benchmark, not a test.
+// @velocity/fs-sync in Node: contentHash throughput next to hash-wasm and WebCrypto, the
+// client's own cost per save beyond the HTTP round trip, and the project editor store's cost per
+// save beyond the client's. A benchmark, not a test.
 //
 //   npm run bench:client        (builds the package first)
 //
@@ -10,6 +11,7 @@ import { createServer } from 'node:http';
 import { webcrypto, createHash } from 'node:crypto';
 import { createSHA256 } from 'hash-wasm';
 import { importPackage, pkgDir } from '../tests/harness/index.mjs';
+import { fakeBackend } from '../tests/node/fixtures/store-scenario.js';
 
 const { contentHash, FsSyncClient } = await importPackage();
 const hashWasm = await createSHA256();
@@ -125,3 +127,21 @@ console.log(`| of which the HTTP round trip (inside fetch) | ${roundTrip.toFixed
 console.log(`| the client's own work per save | ${(viaClient - roundTrip).toFixed(0)} |`);
 console.log(`| no-op save (no request) | ${noop.toFixed(1)} |`);
 server.close();
+
+// The store over the client, against the in-memory stand-in server of the store's tests (no HTTP):
+// the same saves through client.save() and through the store's saveFile(), in the same run.
+const { createProjectEditorStore } = await importPackage({ subpath: './store' });
+const backend = fakeBackend({ contentHash, inferFileType: (await importPackage()).inferFileType });
+backend.setFlags('ann', ['FSYNC_USE_RPC']);
+const store = createProjectEditorStore({ supabase: backend.supabase('ann'), fetch: backend.fetch });
+await store.getState().open(backend.projectId);
+const bare = new FsSyncClient({ supabaseUrl: 'http://fake.test', anonKey: 'anon', projectId: backend.projectId, accessToken: 'token-ann', fetch: backend.fetch });
+await bare.load();
+const viaBare = await timeLoop((i) => bare.save(`bare/f${i % 50}.ts`, content + i), N);
+const viaStore = await timeLoop((i) => store.getState().saveFile(`store/f${i % 50}.ts`, content + i), N);
+store.getState().close();
+console.log(`\n| save of a 4 KiB file (in-memory server, ${N} calls) | µs per call |`);
+console.log('|---|---|');
+console.log(`| client.save() | ${viaBare.toFixed(0)} |`);
+console.log(`| store.saveFile() | ${viaStore.toFixed(0)} |`);
+console.log(`| the store's own work per save | ${(viaStore - viaBare).toFixed(0)} (${(viaStore / viaBare).toFixed(2)}× the client's) |`);

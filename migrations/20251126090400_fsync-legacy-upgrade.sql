@@ -41,7 +41,9 @@
 --     with a WARNING (the rules refuse, they never rewrite); the RPCs will refuse
 --     to write them until they are renamed by hand.
 --   * existing policies on project_files are dropped: clients write only
---     through the RPCs; members get a read policy.
+--     through the RPCs; members get a read policy. (fsync-legacy-writes lets
+--     writers run direct INSERT/UPDATE/DELETE again, each turned into an RPC
+--     write by a trigger.)
 --
 -- The work is done by fsync.upgrade_legacy_project_files(schema) so that
 -- tests/sql/11-legacy-upgrade.sql can run the very same code on a fixture.

@@ -1,6 +1,8 @@
 -- =====================================================================
 -- fsync-change-log: the per-project change log (docs/contracts.md invariant 2) and
--- fsync.append_event, the one place events are written and broadcast.
+-- fsync.append_event, the one place events are written and broadcast
+-- (fsync-legacy-writes redefines it to broadcast only while
+-- FSYNC_SERVER_BROADCASTS is on for the project's owner).
 --
 -- Gapless seq: projects.last_seq is bumped with UPDATE … RETURNING inside the
 -- write transaction. Every writer first locks the project row (fsync.lock_project

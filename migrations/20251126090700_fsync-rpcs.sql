@@ -1,7 +1,9 @@
 -- =====================================================================
 -- fsync-rpcs: the file API of docs/contracts.md. Implementations are SECURITY DEFINER
--- functions in `fsync` (clients have no write privilege on any table; these
--- functions do their own access check via fsync.authorize first); the public
+-- functions in `fsync` (clients have no write privilege on any table but
+-- project_files, whose direct writes fsync-legacy-writes turns into calls of
+-- these functions; these functions do their own access check via
+-- fsync.authorize first); the public
 -- functions are thin SECURITY INVOKER wrappers. Each public function takes one
 -- unnamed json argument, which PostgREST fills with the whole request body: the
 -- body is an object of named arguments with the seed's parameter names

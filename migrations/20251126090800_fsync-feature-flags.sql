@@ -18,14 +18,37 @@
 --   else bucket(flag_key, user_id) < rollout_percentage
 -- bucket = first 4 bytes of sha256(UTF-8 of flag_key || ':' || user_id::text),
 -- read as an unsigned big-endian integer, mod 100. Stable per (flag, user), and
--- independent between flags.
+-- independent between flags. fsync.flag_enabled applies these rules to a given
+-- user; server code that acts for a project (fsync.append_event) evaluates
+-- flags for the project's owner with it.
+--
+-- Seeded defaults (fsync.seed_feature_flags): a fresh database runs fs-sync
+-- fully; a database that already has flags keeps them and gets new ones off.
 -- =====================================================================
 
 -- ---------------------------------------------------------------------
 -- Tables
 -- ---------------------------------------------------------------------
 
-create table public.feature_flags (
+-- velocity's Phase-0 database already has this table, with flag rows the operator
+-- uses: it is kept (with any column it lacks added) and so are its rows; see
+-- fsync.seed_feature_flags below.
+do $$
+begin
+  if to_regclass('public.feature_flags') is not null then
+    alter table public.feature_flags
+      add column if not exists enabled boolean not null default false,
+      add column if not exists rollout_percentage integer not null default 0,
+      add column if not exists target_user_ids uuid[] not null default '{}',
+      add column if not exists environments text[] not null default '{}',
+      add column if not exists description text,
+      add column if not exists created_at timestamptz not null default now(),
+      add column if not exists updated_at timestamptz not null default now();
+  end if;
+end
+$$;
+
+create table if not exists public.feature_flags (
   flag_key text primary key check (char_length(flag_key) between 1 and 100),
   enabled boolean not null default false,
   rollout_percentage integer not null default 0 check (rollout_percentage between 0 and 100),
@@ -35,14 +58,6 @@ create table public.feature_flags (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
-
-insert into public.feature_flags (flag_key, enabled, rollout_percentage, description) values
-  ('FSYNC_USE_RPC', false, 0, 'Client saves through the fs-sync RPCs instead of direct table writes.'),
-  ('FSYNC_SERVER_BROADCASTS', false, 0, 'Consumers apply server-authored realtime events (project:<id> topic).'),
-  ('FSYNC_SNAPSHOT_HYDRATION', false, 0, 'Preview containers hydrate from a signed snapshot plus events.'),
-  ('FSYNC_BULK_GENERATION', false, 0, 'Generated projects are written with bulk_upsert_project_files.'),
-  ('FSYNC_KEEP_CLIENT_BROADCAST', false, 0, 'Keep the legacy client-side broadcast alongside server broadcasts.')
-on conflict (flag_key) do nothing;
 
 -- ---------------------------------------------------------------------
 -- Helpers
@@ -61,6 +76,89 @@ as $$
     from (select sha256(convert_to(p_flag_key || ':' || p_user_id::text, 'UTF8')) as h) d
 $$;
 revoke all on function fsync.flag_bucket(text, uuid) from public;
+
+-- The rules of the header for p_user_id as given. Internal: the caller decides
+-- whose flags these are (fsync.is_feature_enabled: the signed-in caller's own).
+create function fsync.flag_enabled(p_flag_key text, p_user_id uuid)
+returns boolean
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_flag public.feature_flags;
+  v_environment text := fsync.setting('environment') #>> '{}';
+begin
+  select * into v_flag from public.feature_flags f where f.flag_key = p_flag_key;
+  if not found or not v_flag.enabled then
+    return false;
+  end if;
+  if p_user_id is not null and p_user_id = any (v_flag.target_user_ids) then
+    return true;
+  end if;
+  if cardinality(v_flag.environments) > 0 and not (coalesce(v_environment, '') = any (v_flag.environments)) then
+    return false;
+  end if;
+  if v_flag.rollout_percentage >= 100 then
+    return true;
+  end if;
+  if p_user_id is null then
+    return false;
+  end if;
+  return fsync.flag_bucket(p_flag_key, p_user_id) < v_flag.rollout_percentage;
+end
+$$;
+revoke all on function fsync.flag_enabled(text, uuid) from public;
+
+-- Inserts the fs-sync flags that are missing; existing rows are never changed.
+-- Rows are created here, and what they start as depends on what was there:
+--   * no flag rows at all (a fresh database, a new install): fs-sync is the
+--     whole system, so FSYNC_USE_RPC, FSYNC_SERVER_BROADCASTS and
+--     FSYNC_BULK_GENERATION start enabled at 100%; FSYNC_SNAPSHOT_HYDRATION
+--     stays off until the edge is deployed; FSYNC_KEEP_CLIENT_BROADCAST off
+--     (no legacy app to keep).
+--   * flag rows exist (velocity's Phase-0 database, where the operator rolls
+--     fs-sync out): every missing flag starts off, except
+--     FSYNC_KEEP_CLIENT_BROADCAST, enabled at 100% when FSYNC_USE_RPC already
+--     existed: the legacy app broadcasts its edits today, and that stays so
+--     until the operator turns it off.
+-- Returns the number of rows inserted. tests/sql/08-flags.sql runs it on both shapes.
+create function fsync.seed_feature_flags()
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_fresh boolean := not exists (select 1 from public.feature_flags);
+  v_had_use_rpc boolean := exists (select 1 from public.feature_flags f where f.flag_key = 'FSYNC_USE_RPC');
+  v_count integer;
+begin
+  insert into public.feature_flags (flag_key, enabled, rollout_percentage, description)
+  select d.flag_key, d.enabled, case when d.enabled then 100 else 0 end, d.description
+    from (values
+      ('FSYNC_USE_RPC', v_fresh,
+       'Client saves through the fs-sync RPCs instead of direct table writes.'),
+      ('FSYNC_SERVER_BROADCASTS', v_fresh,
+       'The write functions broadcast server-authored events on project:<id> (evaluated for the project''s owner); off: the change log only.'),
+      ('FSYNC_SNAPSHOT_HYDRATION', false,
+       'Preview containers hydrate from a signed snapshot plus events.'),
+      ('FSYNC_BULK_GENERATION', v_fresh,
+       'Signed-in users may call bulk_upsert_project_files (the service role always may).'),
+      ('FSYNC_KEEP_CLIENT_BROADCAST', not v_fresh and v_had_use_rpc,
+       'Writers may broadcast optimistic edits on project:<id>:edits (never on project:<id>).'))
+      as d(flag_key, enabled, description)
+   where not exists (select 1 from public.feature_flags f where f.flag_key = d.flag_key);
+  get diagnostics v_count = row_count;
+  return v_count;
+end
+$$;
+revoke all on function fsync.seed_feature_flags() from public;
+
+-- ---------------------------------------------------------------------
+-- Seed
+-- ---------------------------------------------------------------------
+
+select fsync.seed_feature_flags();
 
 -- ---------------------------------------------------------------------
 -- RLS
@@ -90,30 +188,12 @@ security definer
 set search_path = ''
 as $$
 declare
-  v_flag public.feature_flags;
-  v_environment text := fsync.setting('environment') #>> '{}';
   v_caller fsync.caller := fsync.current_caller();
 begin
   if v_caller.kind <> 'service' then
     p_user_id := v_caller.user_id;
   end if;
-  select * into v_flag from public.feature_flags f where f.flag_key = p_flag_key;
-  if not found or not v_flag.enabled then
-    return false;
-  end if;
-  if p_user_id is not null and p_user_id = any (v_flag.target_user_ids) then
-    return true;
-  end if;
-  if cardinality(v_flag.environments) > 0 and not (coalesce(v_environment, '') = any (v_flag.environments)) then
-    return false;
-  end if;
-  if v_flag.rollout_percentage >= 100 then
-    return true;
-  end if;
-  if p_user_id is null then
-    return false;
-  end if;
-  return fsync.flag_bucket(p_flag_key, p_user_id) < v_flag.rollout_percentage;
+  return fsync.flag_enabled(p_flag_key, p_user_id);
 end
 $$;
 revoke all on function fsync.is_feature_enabled(text, uuid) from public;

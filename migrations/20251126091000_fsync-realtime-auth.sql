@@ -9,7 +9,9 @@
 --     includes fsync:read.
 -- No INSERT policy: clients cannot broadcast or track presence on project
 -- topics. Only the write RPCs put messages there (SECURITY DEFINER, see
--- fsync.append_event).
+-- fsync.append_event). fsync-legacy-writes adds the separate topic
+-- project:<id>:edits for clients' optimistic edits (members receive; writers
+-- send while FSYNC_KEEP_CLIENT_BROADCAST is on) and leaves project:<id> as it is.
 -- Each policy also requires the row's topic to be the channel's topic
 -- (realtime.topic()): the checks on realtime.topic() alone would let a member of
 -- p1 whose channel is project:<p1> read the rows of every other topic.

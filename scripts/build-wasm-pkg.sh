@@ -59,6 +59,8 @@ cp "$pkg/src/features.js" "$dist/web/features.js"
 cp "$pkg/src/node.js" "$dist/node.js"
 cp "$pkg/src/native.js" "$dist/native.js"
 cp "$pkg/src/index.d.ts" "$dist/index.d.ts"
+# The project editor store (`@velocity/fs-sync/store`): plain JavaScript, one entry per build.
+cp -r "$pkg/src/store" "$dist/store"
 
 # React Native: the baseline module translated to JavaScript, under the same glue (dist/native/).
 node "$root/scripts/build-native.mjs" "$dist"

@@ -2,7 +2,7 @@
 // of the tarball into a throwaway consumer project, so a broken `exports` map or a missing file
 // fails the tests. Requires wasm-pkg/dist (scripts/build-wasm-pkg.sh, run by scripts/test.sh).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { root } from './processes.mjs';
@@ -23,6 +23,8 @@ export function installedConsumer() {
   const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'));
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
   execFileSync('npm', ['install', '--no-audit', '--no-fund', '--silent', join(dir, tarball)], { cwd: dir, stdio: 'inherit' });
+  // The store's peer dependency, which an app has: this repository's copy stands in for it.
+  symlinkSync(join(root, 'node_modules/zustand'), join(dir, 'node_modules/zustand'), 'dir');
   consumer = dir;
   return dir;
 }
@@ -33,16 +35,18 @@ export function installedConsumer() {
  * Rust translated to JavaScript; Node resolves that condition only when started with
  * `--conditions=react-native`, so it is imported by its path in the installed package).
  */
-export async function importPackage({ condition = 'node' } = {}) {
+export async function importPackage({ condition = 'node', subpath = '.' } = {}) {
   const dir = installedConsumer();
-  const entry = join(dir, `entry-${condition}.mjs`);
-  const target = condition === 'react-native' ? `./node_modules/@velocity/fs-sync/${reactNativeEntry()}` : '@velocity/fs-sync';
+  const entry = join(dir, `entry-${condition}-${subpath === '.' ? 'main' : subpath.slice(2)}.mjs`);
+  const target = condition === 'react-native'
+    ? `./node_modules/@velocity/fs-sync/${reactNativeEntry(subpath)}`
+    : `@velocity/fs-sync${subpath.slice(1)}`;
   writeFileSync(entry, `export * from ${JSON.stringify(target)};\n`);
   return import(entry);
 }
 
-/** The file the installed package's "react-native" export condition names. */
-export function reactNativeEntry() {
+/** The file the installed package's "react-native" export condition names for `subpath`. */
+export function reactNativeEntry(subpath = '.') {
   const manifest = JSON.parse(readFileSync(join(installedConsumer(), 'node_modules/@velocity/fs-sync/package.json'), 'utf8'));
-  return manifest.exports['.']['react-native'].replace(/^\.\//, '');
+  return manifest.exports[subpath]['react-native'].replace(/^\.\//, '');
 }

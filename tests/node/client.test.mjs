@@ -267,10 +267,16 @@ test('contentHash equals the database hash', async () => {
 
 test('feature flags for the signed-in user', async () => {
   const { fs } = fsClient(owner);
-  assert.equal(await fs.isFeatureEnabled('FSYNC_USE_RPC'), false);
-  sys.sql(`update public.feature_flags set enabled = true, target_user_ids = array['${owner.id}']::uuid[] where flag_key = 'FSYNC_USE_RPC'`);
-  assert.equal(await fs.isFeatureEnabled('FSYNC_USE_RPC'), true);
-  assert.deepEqual(await fs.enabledFeatures(), ['FSYNC_USE_RPC']);
+  // A fresh database seeds FSYNC_KEEP_CLIENT_BROADCAST off; targeting turns it on for one user.
+  assert.equal(await fs.isFeatureEnabled('FSYNC_KEEP_CLIENT_BROADCAST'), false);
+  const before = await fs.enabledFeatures();
+  sys.sql(`update public.feature_flags set enabled = true, target_user_ids = array['${owner.id}']::uuid[] where flag_key = 'FSYNC_KEEP_CLIENT_BROADCAST'`);
+  try {
+    assert.equal(await fs.isFeatureEnabled('FSYNC_KEEP_CLIENT_BROADCAST'), true);
+    assert.deepEqual(await fs.enabledFeatures(), [...before, 'FSYNC_KEEP_CLIENT_BROADCAST'].sort());
+  } finally {
+    sys.sql("update public.feature_flags set enabled = false, target_user_ids = '{}' where flag_key = 'FSYNC_KEEP_CLIENT_BROADCAST'");
+  }
 });
 
 test('rate limits: the client waits retry_after_ms and then succeeds', async () => {

@@ -219,17 +219,23 @@ test('access: members, viewers, strangers, anon, the service role and rate limit
 test('feature flags', async () => {
   const user = await newUser(sys);
   const db = client(sys, user);
-  let r = await db.rpc('is_feature_enabled', { flag_key: 'FSYNC_USE_RPC' });
+  const flag = 'FSYNC_KEEP_CLIENT_BROADCAST'; // seeded off on a fresh database
+  let r = await db.rpc('is_feature_enabled', { flag_key: flag });
   assert.equal(r.data, false);
   r = await db.rpc('get_enabled_features');
-  assert.deepEqual(r.data, []);
-  sys.sql(`update public.feature_flags set enabled = true, rollout_percentage = 100 where flag_key = 'FSYNC_USE_RPC'`);
-  r = await db.rpc('is_feature_enabled', { flag_key: 'FSYNC_USE_RPC' });
-  assert.equal(r.data, true);
-  r = await db.rpc('is_feature_enabled', { flag_key: 'FSYNC_USE_RPC', user_id: user.id }, { get: true });
-  assert.equal(r.data, true);
-  r = await db.rpc('get_enabled_features');
-  assert.deepEqual(r.data, ['FSYNC_USE_RPC']);
+  const before = r.data;
+  assert.ok(!before.includes(flag));
+  sys.sql(`update public.feature_flags set enabled = true, rollout_percentage = 100 where flag_key = '${flag}'`);
+  try {
+    r = await db.rpc('is_feature_enabled', { flag_key: flag });
+    assert.equal(r.data, true);
+    r = await db.rpc('is_feature_enabled', { flag_key: flag, user_id: user.id }, { get: true });
+    assert.equal(r.data, true);
+    r = await db.rpc('get_enabled_features');
+    assert.deepEqual(r.data, [...before, flag].sort());
+  } finally {
+    sys.sql(`update public.feature_flags set enabled = false, rollout_percentage = 0 where flag_key = '${flag}'`);
+  }
   r = await client(sys).rpc('get_enabled_features');
   assertError(r, '42501', 401);
 });

@@ -14,31 +14,40 @@ import {
   installedConsumer, importPackage, metroBundle, runHermes, compileHermes, compileHermesAsync, hermes, root,
 } from '../harness/index.mjs';
 import { scenario, hashInputs, byteInputs } from './fixtures/scenario.js';
+import { storeScenario } from './fixtures/store-scenario.js';
 
 const sha = (x) => createHash('sha256').update(x).digest('hex');
 
 let dir;
 let bundle;
 let wasmReport;
+let storeReport;
 let currentCompiler; // the current compiler's run, on the other core while the tests below run
 
 before(async () => {
   dir = installedConsumer();
   copyFileSync(join(root, 'tests/node/fixtures/scenario.js'), join(dir, 'scenario.js'));
+  copyFileSync(join(root, 'tests/node/fixtures/store-scenario.js'), join(dir, 'store-scenario.js'));
   writeFileSync(join(dir, 'hermes-entry.js'), `
     import * as fsSync from '@velocity/fs-sync';
+    import { createProjectEditorStore } from '@velocity/fs-sync/store';
     import { sha256 } from 'js-sha256';
     import { scenario } from './scenario';
-    scenario(fsSync, (x) => sha256(x)).then(
-      (report) => print(JSON.stringify(report)),
-      (e) => print('FAILED ' + ((e && e.stack) || e)),
-    );
+    import { storeScenario } from './store-scenario';
+    scenario(fsSync, (x) => sha256(x))
+      .then((report) => storeScenario(fsSync, createProjectEditorStore).then((store) => ({ report, store })))
+      .then(
+        (both) => print(JSON.stringify(both)),
+        (e) => print('FAILED ' + ((e && e.stack) || e)),
+      );
   `);
-  bundle = await metroBundle({ projectRoot: dir, entry: 'hermes-entry.js', platform: 'ios', out: join(dir, 'out/ios.js'), modules: ['js-sha256'] });
+  bundle = await metroBundle({ projectRoot: dir, entry: 'hermes-entry.js', platform: 'ios', out: join(dir, 'out/ios.js'), modules: ['js-sha256', 'zustand'] });
   currentCompiler = compileHermesAsync(hermes.compiler, bundle, join(dir, 'out/ios.current.hbc'));
   currentCompiler.catch(() => {}); // reported by its test
   const pkg = await importPackage();
   wasmReport = JSON.parse(JSON.stringify(await scenario(pkg, (x) => sha(x))));
+  const { createProjectEditorStore } = await importPackage({ subpath: './store' });
+  storeReport = JSON.parse(JSON.stringify(await storeScenario(pkg, createProjectEditorStore)));
 });
 
 test('Metro resolves the react-native build: no Wasm, no top-level await, no import.meta', () => {
@@ -80,17 +89,54 @@ test('the Wasm report is right (Node SHA-256, core rule names): the reference fo
   assert.deepEqual(wasmReport.digest.reset, { hash: hashes.accents, calls: 0 });
 });
 
+test('the store\'s decisions over the stand-in server (Wasm build): the reference for the others', () => {
+  const step = Object.fromEntries(storeReport.steps);
+  const files = (s) => Object.fromEntries(s.files.map(([p, c]) => [p, c]));
+  assert.deepEqual([step.opened.annRpc, step.opened.bobRpc], [true, false], 'FSYNC_USE_RPC is read per user');
+  assert.deepEqual(files(step.opened.ann), { 'README.md': '# hi', 'src/App.tsx': 'v1' });
+  assert.deepEqual(step['save and no-op'], { save: { status: 'saved', version: 2 }, noop: { status: 'noop', version: 2 }, requests: 0 });
+  assert.equal(files(step['bob follows'])['src/App.tsx'], 'v2');
+  assert.deepEqual(step['peer edit seen by ann'], { path: 'src/App.tsx', content: 'bob draft', userId: 'bob' });
+  // A remote change under a local edit: both versions kept, the draft never overwritten.
+  assert.deepEqual(step.conflict.conflicts, [{ path: 'src/App.tsx', mine: 'bob draft', theirs: { content: 'ann v3', version: 3, deleted: false }, baseVersion: 2 }]);
+  assert.deepEqual(step.conflict.drafts, { 'src/App.tsx': 'bob draft' });
+  assert.equal(step['save refused while in conflict'].status, 'conflict');
+  assert.equal(step['resolved (legacy write)'].server['src/App.tsx'], 'merged: ann v3 + bob draft');
+  assert.deepEqual(step['resolved (legacy write)'].bob.conflicts, []);
+  assert.equal(files(step['ann follows the legacy write'])['src/App.tsx'], 'merged: ann v3 + bob draft');
+  // The server's PT409 (a stale tracker) surfaces the same way.
+  assert.equal(step['stale save → conflict'].result.status, 'conflict');
+  assert.deepEqual(step['stale save → conflict'].ann.conflicts[0].theirs, { content: '# bob', version: 2, deleted: false });
+  assert.equal(step['ann resolves over the version shown'].server['README.md'], '# ann and bob');
+  assert.deepEqual(files(step['gap caught up'].bob), { ...files(step['gap caught up'].bob), 'src/one.ts': '1', 'src/two.ts': '2', 'src/three.ts': '3' });
+  assert.deepEqual(step['bulk generation'], { result: { status: 'saved', mode: 'bulk', applied: 3 }, events: ['bulk:apply'] });
+  assert.deepEqual(step['sequential generation'].events, ['file:update', 'file:update']);
+  assert.deepEqual(step['bulk flag off → sequential'].result.mode, 'sequential');
+  assert.deepEqual(step['offline save queued'], { result: { status: 'queued', error: 'network' }, drafts: { 'src/offline.ts': 'written offline' }, queued: { 'src/offline.ts': 1 }, retryTimer: [10] });
+  assert.deepEqual(step['back online'], { drafts: {}, queued: {}, server: 'written offline' });
+  const final = step.final;
+  assert.deepEqual(final.ann, final.server);
+  assert.deepEqual(final.bob, final.server);
+  assert.equal(final.seqs[0], final.seqs[2]);
+  assert.equal(final.seqs[1], final.seqs[2]);
+  assert.ok(final.tableWrites > 0, 'the legacy path was used');
+});
+
 test('in the Hermes 0.12 VM the report equals the Wasm build\'s', () => {
   const hbc = compileHermes(hermes.compiler012, bundle, join(dir, 'out/ios.hbc'));
   const r = runHermes(hbc);
   assert.equal(r.status, 0, r.stderr);
   assert.doesNotMatch(r.stdout, /^FAILED/, r.stdout);
-  assert.deepEqual(JSON.parse(r.stdout), wasmReport);
+  const { report, store } = JSON.parse(r.stdout);
+  assert.deepEqual(report, wasmReport);
+  assert.deepEqual(store, storeReport, 'the store makes the same decisions in Hermes');
 });
 
 test('in Node, the react-native build\'s report equals the Wasm build\'s', async () => {
   const pkg = await importPackage({ condition: 'react-native' });
   assert.deepEqual(JSON.parse(JSON.stringify(await scenario(pkg, (x) => sha(x)))), wasmReport);
+  const { createProjectEditorStore } = await importPackage({ condition: 'react-native', subpath: './store' });
+  assert.deepEqual(JSON.parse(JSON.stringify(await storeScenario(pkg, createProjectEditorStore))), storeReport);
 });
 
 test('the current Hermes compiler (hermes-compiler) compiles the same bundle', async () => {

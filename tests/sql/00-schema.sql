@@ -2,11 +2,11 @@
 -- may execute what. These tests are the security checklist of issue 3.
 begin;
 create extension if not exists pgtap;
-select plan(44);
+select plan(50);
 
 -- Tables and views --------------------------------------------------------
 select has_schema('fsync', 'private schema fsync exists');
-select tables_are('public', array['projects', 'project_members', 'project_files', 'project_events', 'feature_flags'],
+select tables_are('public', array['projects', 'project_members', 'project_files', 'project_events', 'feature_flags', 'feature_flag_changes'],
                   'public holds exactly the fs-sync tables');
 select tables_are('fsync', array['settings', 'rate_limit_buckets'], 'fsync holds the internal tables');
 select has_view('public', 'project_files_current', 'view project_files_current exists');
@@ -66,12 +66,35 @@ select is_empty($$
      and not coalesce('security_invoker=true' = any (c.reloptions), false)
      and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
 $$, 'every view in public is security_invoker');
-select is_empty($$
-  select t.table_name, t.grantee, t.privilege_type from information_schema.role_table_grants t
+select bag_eq($$
+  select t.table_name::text, t.grantee::text, t.privilege_type::text from information_schema.role_table_grants t
    where t.table_schema = 'public' and t.grantee in ('anon', 'authenticated', 'fsync_container')
      and t.privilege_type in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
      and t.table_name in ('projects', 'project_members', 'project_files', 'project_events', 'feature_flags', 'project_files_current')
-$$, 'clients have no write privilege on any fs-sync table');
+$$, $$values ('project_files', 'authenticated', 'INSERT'), ('project_files', 'authenticated', 'UPDATE'),
+             ('project_files', 'authenticated', 'DELETE')$$,
+  'clients may write only project_files (the legacy app''s statements, which the trigger turns into RPC writes)');
+select policies_are('public', 'project_files', array['members can read project files', 'writers insert project files',
+                    'writers update project files', 'writers delete project files'],
+                    'project_files: members read, writers (owner, editor) write');
+select is((select pg_get_triggerdef(t.oid) from pg_trigger t
+            where t.tgrelid = 'public.project_files'::regclass and t.tgname = 'fsync_legacy_write'),
+          format('CREATE TRIGGER fsync_legacy_write BEFORE INSERT OR DELETE OR UPDATE ON public.project_files FOR EACH ROW WHEN ((CURRENT_USER <> %L::name)) EXECUTE FUNCTION fsync.legacy_write()',
+                 (select tableowner from pg_tables where schemaname = 'public' and tablename = 'project_files')),
+          'every direct write by a role other than the table''s owner goes through fsync_legacy_write');
+select is_empty($$
+  select p.oid::regprocedure from pg_proc p
+   where p.pronamespace = 'fsync'::regnamespace and p.prosecdef
+     and p.proowner <> (select c.relowner from pg_class c where c.oid = 'public.project_files'::regclass)
+$$, '… and the SECURITY DEFINER functions (the RPCs) are owned by the table''s owner, so their writes skip it');
+select is((select pg_get_triggerdef(t.oid) from pg_trigger t
+            where t.tgrelid = 'public.project_files'::regclass and t.tgname = 'fsync_legacy_lock'),
+          format('CREATE TRIGGER fsync_legacy_lock BEFORE DELETE OR UPDATE ON public.project_files FOR EACH STATEMENT WHEN ((CURRENT_USER <> %L::name)) EXECUTE FUNCTION fsync.legacy_lock_projects()',
+                 (select tableowner from pg_tables where schemaname = 'public' and tablename = 'project_files')),
+          'a direct update or delete takes its project locks before any row lock, as the RPCs do (no deadlock with them)');
+select is((select array_agg(t.tgname::text order by t.tgname) from pg_trigger t
+            where t.tgrelid = 'public.project_files'::regclass and not t.tgisinternal),
+          array['fsync_legacy_lock', 'fsync_legacy_write'], 'they are the only triggers on project_files');
 select is_empty($$
   select t.table_name, t.privilege_type from information_schema.role_table_grants t
    where t.table_schema = 'public' and t.grantee in ('anon', 'fsync_container')
@@ -145,8 +168,13 @@ $$, array[
   'fsync.list_current_files(uuid)', 'fsync.get_project_snapshot(uuid,boolean)',
   'fsync.get_project_files(uuid,text[],integer[])', 'fsync.list_project_events(uuid,bigint,integer)',
   'fsync.get_project_sync_state(uuid)', 'fsync.is_feature_enabled(text,uuid)', 'fsync.get_enabled_features()',
-  'fsync.is_feature_enabled_for_project(text,uuid)'],
+  'fsync.is_feature_enabled_for_project(text,uuid)', 'fsync.legacy_write()', 'fsync.legacy_lock_projects()',
+  'fsync.record_flag_change()',
+  'fsync.apply_bulk(uuid,jsonb)'],
   'SECURITY DEFINER is used exactly where documented');
+select ok(not has_function_privilege('authenticated', 'fsync.apply_bulk(uuid,jsonb)', 'execute')
+          and not has_function_privilege('service_role', 'fsync.apply_bulk(uuid,jsonb)', 'execute'),
+          'the bulk behind the FSYNC_BULK_GENERATION gate is executable by no API role');
 
 -- Roles -------------------------------------------------------------------
 select ok(not has_schema_privilege('anon', 'fsync', 'usage'), 'anon has no usage on schema fsync');

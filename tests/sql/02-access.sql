@@ -3,7 +3,7 @@
 -- tokens are refused by PostgREST/Realtime before SQL runs, so not tested here.
 begin;
 create extension if not exists pgtap;
-select plan(53);
+select plan(54);
 
 select tests.create_supabase_user('alice');    -- owner of p1
 select tests.create_supabase_user('bob');      -- editor of p1
@@ -91,11 +91,13 @@ select throws_ok(format($$select public.delete_project_file(json_build_object('p
                  '42501', format('access denied: viewers cannot change files of project %s', tests.recall('p1')),
                  'viewer cannot delete');
 
--- direct writes are refused for everyone but the owner of the tables ---------------
+-- direct writes: only project_files, and only as RPC writes (16-legacy-writes.sql) -----
 select tests.authenticate_as('alice');
-select throws_ok(format($$insert into public.project_files (project_id, file_path, content, file_type, version, content_hash)
+select lives_ok(format($$insert into public.project_files (project_id, file_path, content, file_type, version, content_hash)
                           values (%L, 'x.ts', 'x', 'typescript', 1, repeat('0', 64))$$, tests.recall('p1')),
-                 '42501', 'permission denied for table project_files', 'owner cannot insert files directly');
+                'the owner may insert a file row');
+select is((select row(f.version, f.content_hash)::text from public.project_files f where f.file_path = 'x.ts'),
+          row(1, encode(sha256('x'::bytea), 'hex'))::text, '… which becomes an RPC write: the server''s version and hash');
 select throws_ok($$update public.projects set last_seq = 0$$, '42501', 'permission denied for table projects',
                  'owner cannot touch last_seq');
 select throws_ok($$delete from public.project_events$$, '42501', 'permission denied for table project_events',
@@ -137,7 +139,7 @@ select throws_ok($$select public.get_project_sync_state(json_build_object('proje
 
 -- container tokens ---------------------------------------------------------------
 select tests.authenticate_as_container(tests.recall('p1'));
-select is((select count(*)::int from public.list_current_files(json_build_object('project_uuid', tests.recall('p1')))), 3, 'container reads its project');
+select is((select count(*)::int from public.list_current_files(json_build_object('project_uuid', tests.recall('p1')))), 4, 'container reads its project');
 select lives_ok(format($$select public.get_project_snapshot(json_build_object('project_uuid', %L))$$,
                  tests.recall('p1')), 'container: snapshot');
 select lives_ok(format($$select * from public.list_project_events(json_build_object('project_uuid', %L, 'after_seq', 0))$$,

@@ -77,7 +77,8 @@ select tests.authenticate_as('alice');
 select is(pg_temp.topics_seen('project:' || tests.recall('p1')), array['project:' || tests.recall('p1')],
           'nor rows of non-project topics');
 
--- Nobody but the write RPCs sends on project topics ------------------------------------
+-- Nobody but the write RPCs sends on project:<id> (client edits go to project:<id>:edits,
+-- behind FSYNC_KEEP_CLIENT_BROADCAST: 17-flag-effects.sql) ---------------------------------
 select tests.authenticate_as('alice');
 select set_config('realtime.topic', 'project:' || tests.recall('p1'), true);
 select throws_ok(format($$insert into realtime.messages (topic, extension, payload, event, private)
@@ -102,8 +103,10 @@ select tests.reset_authentication();
 select is((select count(*)::int from realtime.messages where payload ? 'forged'), 0,
           'realtime.send as a client is refused (silently, as upstream) — hence the definer write path');
 select is((select count(*)::int from realtime.messages where event <> 'probe'), 1, 'still exactly one real message');
-select is_empty($$select policyname from pg_policies where schemaname = 'realtime' and tablename = 'messages' and cmd <> 'SELECT'$$,
-                'fs-sync adds no INSERT/UPDATE/DELETE policy on realtime.messages');
+select is((select string_agg(format('%s %s %s', policyname, cmd, roles), '; ') from pg_policies
+            where schemaname = 'realtime' and tablename = 'messages' and cmd <> 'SELECT'),
+          'fsync: writers broadcast edits INSERT {authenticated}',
+          'the only write policy on realtime.messages is for project:<id>:edits (17-flag-effects.sql)');
 
 select * from finish();
 rollback;

@@ -1,7 +1,8 @@
--- Feature flags: seeded off, targeting, environment, stable percentage buckets.
+-- Feature flags: seeded defaults (fresh and pre-existing databases), targeting,
+-- environment, stable percentage buckets.
 begin;
 create extension if not exists pgtap;
-select plan(34);
+select plan(41);
 
 select tests.create_supabase_user('alice');
 select tests.create_supabase_user('bob');
@@ -9,20 +10,47 @@ select tests.create_supabase_user('bob');
 -- Seed ------------------------------------------------------------------------------
 select results_eq($$select flag_key, enabled, rollout_percentage, target_user_ids, environments
                     from public.feature_flags order by flag_key$$,
-  $$values ('FSYNC_BULK_GENERATION', false, 0, '{}'::uuid[], '{}'::text[]),
+  $$values ('FSYNC_BULK_GENERATION', true, 100, '{}'::uuid[], '{}'::text[]),
            ('FSYNC_KEEP_CLIENT_BROADCAST', false, 0, '{}'::uuid[], '{}'::text[]),
-           ('FSYNC_SERVER_BROADCASTS', false, 0, '{}'::uuid[], '{}'::text[]),
+           ('FSYNC_SERVER_BROADCASTS', true, 100, '{}'::uuid[], '{}'::text[]),
            ('FSYNC_SNAPSHOT_HYDRATION', false, 0, '{}'::uuid[], '{}'::text[]),
-           ('FSYNC_USE_RPC', false, 0, '{}'::uuid[], '{}'::text[])$$,
-  'the five fs-sync flags are seeded off at 0%');
+           ('FSYNC_USE_RPC', true, 100, '{}'::uuid[], '{}'::text[])$$,
+  'a fresh database: the five fs-sync flags, fs-sync fully on, snapshot hydration and client broadcast off');
 select tests.authenticate_as('alice');
-select is_empty($$select k from unnest(array['FSYNC_USE_RPC', 'FSYNC_SERVER_BROADCASTS', 'FSYNC_SNAPSHOT_HYDRATION',
-                                              'FSYNC_BULK_GENERATION', 'FSYNC_KEEP_CLIENT_BROADCAST']) k
-                   where public.is_feature_enabled(k)$$,
-                'every seeded flag is off for a user');
-select is(public.get_enabled_features(), '{}'::text[], 'get_enabled_features is empty');
+select is(public.get_enabled_features(), array['FSYNC_BULK_GENERATION', 'FSYNC_SERVER_BROADCASTS', 'FSYNC_USE_RPC'],
+          'get_enabled_features lists the three that are on');
+select is(public.is_feature_enabled('FSYNC_KEEP_CLIENT_BROADCAST'), false, 'FSYNC_KEEP_CLIENT_BROADCAST is off for a user');
 select is(public.is_feature_enabled('NO_SUCH_FLAG'), false, 'an unknown flag is off');
 select tests.reset_authentication();
+
+-- The same seed on velocity's Phase-0 shape: flags exist, FSYNC_USE_RPC among them.
+create temp table fresh_seed on commit drop as select * from public.feature_flags;
+delete from public.feature_flags;
+insert into public.feature_flags (flag_key, enabled, rollout_percentage, target_user_ids, description)
+values ('FSYNC_USE_RPC', true, 10, array[tests.get_supabase_uid('bob')], 'operator''s'),
+       ('VELOCITY_OTHER', true, 100, '{}', 'not ours');
+select is(fsync.seed_feature_flags(), 4, 'flags exist: the four missing fs-sync flags are inserted');
+select results_eq($$select flag_key, enabled, rollout_percentage, target_user_ids, description
+                    from public.feature_flags where flag_key in ('FSYNC_USE_RPC', 'VELOCITY_OTHER') order by flag_key$$,
+  format($$values ('FSYNC_USE_RPC', true, 10, array[%L]::uuid[], 'operator''s'), ('VELOCITY_OTHER', true, 100, '{}'::uuid[], 'not ours')$$,
+         tests.get_supabase_uid('bob')),
+  '… existing rows are left as they are');
+select results_eq($$select flag_key, enabled, rollout_percentage from public.feature_flags
+                    where flag_key not in ('FSYNC_USE_RPC', 'VELOCITY_OTHER') order by flag_key$$,
+  $$values ('FSYNC_BULK_GENERATION', false, 0), ('FSYNC_KEEP_CLIENT_BROADCAST', true, 100),
+           ('FSYNC_SERVER_BROADCASTS', false, 0), ('FSYNC_SNAPSHOT_HYDRATION', false, 0)$$,
+  '… new ones off, except FSYNC_KEEP_CLIENT_BROADCAST (the legacy app broadcasts) at 100%');
+select is(fsync.seed_feature_flags(), 0, '… and seeding again changes nothing');
+delete from public.feature_flags;
+insert into public.feature_flags (flag_key, enabled) values ('VELOCITY_OTHER', false);
+select fsync.seed_feature_flags();
+select is((select enabled from public.feature_flags where flag_key = 'FSYNC_KEEP_CLIENT_BROADCAST'), false,
+          'flags exist but FSYNC_USE_RPC did not: FSYNC_KEEP_CLIENT_BROADCAST starts off too');
+delete from public.feature_flags;
+select is(fsync.seed_feature_flags(), 5, 'no flag rows: all five are inserted');
+select set_eq($$select flag_key, enabled, rollout_percentage, description from public.feature_flags$$,
+              $$select flag_key, enabled, rollout_percentage, description from fresh_seed$$,
+              '… as the migration seeded this fresh database');
 
 -- Bucketing ---------------------------------------------------------------------------
 select is(fsync.flag_bucket('FSYNC_USE_RPC', '00000000-0000-0000-0000-000000000001'), 86,

@@ -23,6 +23,7 @@ pub(crate) struct LogRole(pub(crate) String);
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/rest/v1/rpc/{function}", any(rest::rpc))
+        .route("/rest/v1/{table}", any(rest::table::table))
         .route(
             "/storage/v1/object/sign/{bucket}/{*path}",
             post(storage::sign).get(storage::get_signed),

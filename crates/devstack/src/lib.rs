@@ -6,6 +6,8 @@
 //!
 //! - `/rest/v1/rpc/<fn>`: PostgREST's function calls: JWT verification, role switch, request
 //!   settings, named-argument matching, response shapes and its SQLSTATE→HTTP error mapping.
+//! - `/rest/v1/<table>`: PostgREST's table and view endpoints (filters, order, ranges, counts,
+//!   inserts, upserts, updates, deletes and their `Prefer` shapes), without resource embedding.
 //! - `/storage/v1/object/…`: upload, signed URLs and downloads, with `storage.objects` rows
 //!   written under the caller's role so bucket policies apply; objects live on local disk.
 //! - `/realtime/v1/websocket`: Phoenix channels (protocol 1.0.0 and 2.0.0 with binary

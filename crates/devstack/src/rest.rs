@@ -21,6 +21,8 @@ use crate::http::{self, AuthError, Caller};
 use crate::pool::{self, Conn, PoolError};
 use crate::App;
 
+pub(crate) mod table;
+
 /// The exposed schema.
 const SCHEMA: &str = "public";
 
@@ -259,8 +261,9 @@ impl Proc {
     }
 }
 
-/// A double-quoted SQL identifier.
+/// A double-quoted SQL identifier, cut at a NUL as PostgREST cuts it (no SQL text can hold one).
 pub(crate) fn ident(s: &str) -> String {
+    let s = s.split('\0').next().unwrap_or_default();
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
@@ -284,25 +287,11 @@ pub(crate) async fn rpc(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let caller = match http::authenticate(
-        &app,
-        &headers,
-        query.as_deref(),
-        crate::jwt::CLOCK_SKEW_SECS,
-    ) {
+    let caller = match authenticate(&app, &headers, query.as_deref()) {
         Ok(c) => c,
-        Err(e) => {
-            return match http::gateway_refusal(&e) {
-                Some(r) => r,
-                None => match e {
-                    AuthError::Jwt(j) => http::pgrst_jwt_error(&j),
-                    _ => unreachable!("gateway refusals handled above"),
-                },
-            }
-        }
+        Err(r) => return r,
     };
-    let role = caller.role.clone();
-    let response = match call(
+    let result = call(
         &app,
         &method,
         &function,
@@ -311,19 +300,128 @@ pub(crate) async fn rpc(
         &body,
         &caller,
     )
-    .await
-    {
+    .await;
+    respond(result, &method, &caller.role)
+}
+
+/// The gateway's key check and the JWT, or the response refusing them.
+fn authenticate(app: &App, headers: &HeaderMap, query: Option<&str>) -> Result<Caller, Response> {
+    http::authenticate(app, headers, query, crate::jwt::CLOCK_SKEW_SECS).map_err(|e| {
+        match http::gateway_refusal(&e) {
+            Some(r) => r,
+            None => match e {
+                AuthError::Jwt(j) => http::pgrst_jwt_error(&j),
+                _ => unreachable!("gateway refusals handled above"),
+            },
+        }
+    })
+}
+
+/// The response to send: failures rendered as PostgREST renders them, no body for HEAD, the
+/// role noted for the request log.
+fn respond(result: Result<Response, Failure>, method: &Method, role: &str) -> Response {
+    let response = match result {
         Ok(r) => r,
         Err(Failure::Response(r)) => r,
         Err(Failure::Db(e)) => db_error_response(&e, role != "anon"),
     };
-    let response = if method == Method::HEAD {
+    let response = if *method == Method::HEAD {
         let (parts, _) = response.into_parts();
         Response::from_parts(parts, axum::body::Body::empty())
     } else {
         response
     };
-    http::with_role(response, &role)
+    http::with_role(response, role)
+}
+
+/// `Accept-Profile` (reads) or `Content-Profile` (writes), when sent, must name the exposed
+/// schema.
+fn check_profile(headers: &HeaderMap, read_request: bool) -> Result<(), Failure> {
+    let profile_header = if read_request {
+        "accept-profile"
+    } else {
+        "content-profile"
+    };
+    match headers.get(profile_header).and_then(|v| v.to_str().ok()) {
+        Some(p) if p != SCHEMA => Err(Failure::Response(http::pgrst_error(
+            StatusCode::NOT_ACCEPTABLE,
+            "PGRST106",
+            &format!("Invalid schema: {p}"),
+            Value::Null,
+            Value::String(format!("Only the following schemas are exposed: {SCHEMA}")),
+            None,
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// An `authenticator` connection from the pool.
+async fn connect(app: &App) -> Result<Conn, Failure> {
+    app.rest_pool.get().await.map_err(|e| {
+        // PostgREST's details name the connection's own error, not the pool's wrapping of it.
+        Failure::Response(match &e {
+            PoolError::Backend(db) => connection_error(db),
+            other => connection_error(other),
+        })
+    })
+}
+
+/// Gives the connection back to the pool, unless the request failed with something other than
+/// the database's answer (then the connection's state is unknown).
+fn release<T>(conn: Conn, result: &Result<T, Failure>) {
+    if let Err(Failure::Db(e)) = result {
+        if e.as_db_error().is_none() {
+            pool::discard(conn);
+        }
+    }
+}
+
+/// What PostgREST sets, transaction-locally, before running a request: search_path, the role's
+/// `ALTER ROLE … SET` settings, role, the JWT claims, method, path, headers and cookies.
+async fn set_request_settings(
+    tx: &deadpool_postgres::Transaction<'_>,
+    app: &App,
+    caller: &Caller,
+    method: &Method,
+    path: String,
+    headers: &HeaderMap,
+) -> Result<(), tokio_postgres::Error> {
+    let mut names: Vec<String> = vec!["search_path".into()];
+    let mut values: Vec<String> = vec![format!("{}, extensions", ident(SCHEMA))];
+    for (k, v) in app.role_settings.for_role(&caller.role) {
+        names.push(k);
+        values.push(v);
+    }
+    let pairs = [
+        ("role", caller.role.clone()),
+        (
+            "request.jwt.claims",
+            Value::Object(caller.claims.clone()).to_string(),
+        ),
+        ("request.method", method.as_str().to_owned()),
+        ("request.path", path),
+        ("request.headers", http::headers_json(headers)),
+        ("request.cookies", cookies_json(headers)),
+    ];
+    for (k, v) in pairs {
+        names.push(k.to_owned());
+        values.push(v);
+    }
+    let set_config = tx.prepare_cached(SET_CONFIG).await?;
+    tx.query(&set_config, &[&names, &values]).await?;
+    Ok(())
+}
+
+/// 406 PGRST116: one object was asked for and `count` rows came.
+fn not_singular(count: i64) -> Failure {
+    Failure::Response(http::pgrst_error(
+        StatusCode::NOT_ACCEPTABLE,
+        "PGRST116",
+        "Cannot coerce the result to a single JSON object",
+        Value::String(format!("The result contains {count} rows")),
+        Value::Null,
+        None,
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -347,23 +445,7 @@ async fn call(
             None,
         )));
     }
-    let profile_header = if read_request {
-        "accept-profile"
-    } else {
-        "content-profile"
-    };
-    if let Some(p) = headers.get(profile_header).and_then(|v| v.to_str().ok()) {
-        if p != SCHEMA {
-            return Err(Failure::Response(http::pgrst_error(
-                StatusCode::NOT_ACCEPTABLE,
-                "PGRST106",
-                &format!("Invalid schema: {p}"),
-                Value::Null,
-                Value::String(format!("Only the following schemas are exposed: {SCHEMA}")),
-                None,
-            )));
-        }
-    }
+    check_profile(headers, read_request)?;
 
     // The arguments, as one JSON value.
     let args: Value = if read_request {
@@ -400,13 +482,7 @@ async fn call(
         _ => BTreeSet::new(),
     };
 
-    let mut conn = app.rest_pool.get().await.map_err(|e| {
-        // PostgREST's details name the connection's own error, not the pool's wrapping of it.
-        Failure::Response(match &e {
-            PoolError::Backend(db) => connection_error(db),
-            other => connection_error(other),
-        })
-    })?;
+    let mut conn = connect(app).await?;
     let result = run(
         app,
         &mut conn,
@@ -419,11 +495,7 @@ async fn call(
         read_request,
     )
     .await;
-    if let Err(Failure::Db(e)) = &result {
-        if e.as_db_error().is_none() {
-            pool::discard(conn);
-        }
-    }
+    release(conn, &result);
     result
 }
 
@@ -482,29 +554,15 @@ async fn run(
         .start()
         .await?;
 
-    let mut names: Vec<String> = vec!["search_path".into()];
-    let mut values: Vec<String> = vec![format!("{}, extensions", ident(SCHEMA))];
-    for (k, v) in app.role_settings.for_role(&caller.role) {
-        names.push(k);
-        values.push(v);
-    }
-    let pairs = [
-        ("role", caller.role.clone()),
-        (
-            "request.jwt.claims",
-            Value::Object(caller.claims.clone()).to_string(),
-        ),
-        ("request.method", method.as_str().to_owned()),
-        ("request.path", format!("/rpc/{function}")),
-        ("request.headers", http::headers_json(headers)),
-        ("request.cookies", cookies_json(headers)),
-    ];
-    for (k, v) in pairs {
-        names.push(k.to_owned());
-        values.push(v);
-    }
-    let set_config = tx.prepare_cached(SET_CONFIG).await?;
-    tx.query(&set_config, &[&names, &values]).await?;
+    set_request_settings(
+        &tx,
+        app,
+        caller,
+        method,
+        format!("/rpc/{function}"),
+        headers,
+    )
+    .await?;
 
     let call_keys: Vec<String> = keys.iter().cloned().collect();
     let (sql, uses_param) = proc.call_sql(&call_keys, whole_body);
@@ -526,14 +584,7 @@ async fn run(
             let count: i64 = rows[0].get(1);
             if singular {
                 if count != 1 {
-                    return Err(Failure::Response(http::pgrst_error(
-                        StatusCode::NOT_ACCEPTABLE,
-                        "PGRST116",
-                        "Cannot coerce the result to a single JSON object",
-                        Value::String(format!("The result contains {count} rows")),
-                        Value::Null,
-                        None,
-                    )));
+                    return Err(not_singular(count));
                 }
                 let first = serde_json::from_str::<Value>(&text)
                     .ok()

@@ -454,8 +454,9 @@ async fn client_broadcasts_relay_on_public_and_need_write_on_private() {
     assert!(!f.binary);
     assert_eq!(f.payload["payload"], json!({"n": 2}));
 
-    // Private project topic: fs-sync has no INSERT policy on realtime.messages, so a member's
-    // broadcast fails Realtime's write check and is dropped silently.
+    // Private project topic: fs-sync's only INSERT policy on realtime.messages is for
+    // project:<id>:edits, so a member's broadcast on project:<id> fails Realtime's write check
+    // and is dropped silently.
     let topic = format!("project:{project}");
     let mut a = Client::connect(&s, true).await;
     let mut b = Client::connect(&s, true).await;
