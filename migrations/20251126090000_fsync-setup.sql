@@ -37,6 +37,11 @@ end
 $$;
 grant anon to fsync_container;
 grant fsync_container to authenticator;
+-- Hosted parity: lets postgres (which runs the migrations and `supabase test db`)
+-- SET ROLE fsync_container, as the pgTAP suite does. On PostgreSQL 16+ the
+-- creator of a role may not SET ROLE to it without this grant; postgres already
+-- bypasses RLS, so acting as a container adds nothing.
+grant fsync_container to postgres;
 alter role fsync_container set statement_timeout = '8s';
 
 -- ---------------------------------------------------------------------
@@ -76,6 +81,212 @@ insert into fsync.settings (key, value, description) values
   ('rate_limit.refill_per_second', '50', 'Tokens added per second.'),
   ('environment', '"development"', 'Environment name matched against feature_flags.environments.')
 on conflict (key) do nothing;
+
+-- ---------------------------------------------------------------------
+-- What was here before fs-sync
+-- ---------------------------------------------------------------------
+
+-- velocity's production database already has projects, project_files,
+-- feature_flags, is_feature_enabled, buckets and policies of its own (the
+-- Phase-0 state, docs/adoption.md). Before any fs-sync migration changes one of
+-- them, this records what it was: the later migrations adapt to what is
+-- recorded here (keep the app's grants and policies, extend its tables), and
+-- the down scripts put it back. On a fresh database the table stays empty.
+-- kind 'relation': every table and view of public ({kind, columns, acl,
+-- column_acl, rls, policies, definition, options, comment}; feature_flags also
+-- its rows); 'function': every
+-- function of public ({definition, acl}); 'bucket': the rows of the buckets
+-- fs-sync uses; 'policy': storage.objects' policies.
+create table fsync.adopted (
+  kind text not null check (kind in ('relation', 'function', 'bucket', 'policy')),
+  name text not null,
+  state jsonb not null,
+  recorded_at timestamptz not null default now(),
+  primary key (kind, name)
+);
+comment on table fsync.adopted is
+  'What fs-sync found before its first migration (the app''s objects): later migrations adapt to it, down scripts restore it.';
+
+-- A relation's grants as [{grantee, privilege, grantable}] (grantee PUBLIC for
+-- the pseudo-role), leaving out its owner's own.
+create function fsync.acl_of(p_acl aclitem[], p_owner oid)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'grantee', case when a.grantee = 0 then 'PUBLIC' else pg_catalog.pg_get_userbyid(a.grantee) end,
+           'privilege', a.privilege_type, 'grantable', a.is_grantable)
+           order by a.grantee, a.privilege_type), '[]'::jsonb)
+    from pg_catalog.aclexplode(p_acl) a
+   where a.grantee <> p_owner
+$$;
+revoke all on function fsync.acl_of(aclitem[], oid) from public;
+
+create function fsync.describe_relation(p_rel regclass)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'kind', c.relkind,
+    'owner', pg_catalog.pg_get_userbyid(c.relowner),
+    'columns', (select coalesce(jsonb_agg(jsonb_build_object(
+                  'name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
+                  'not_null', a.attnotnull,
+                  'default', pg_catalog.pg_get_expr(d.adbin, d.adrelid)) order by a.attnum), '[]'::jsonb)
+                  from pg_catalog.pg_attribute a
+                  left join pg_catalog.pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+                 where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped),
+    'acl', fsync.acl_of(c.relacl, c.relowner),
+    'column_acl', (select coalesce(jsonb_agg(jsonb_build_object('column', a.attname) || g order by a.attnum), '[]'::jsonb)
+                     from pg_catalog.pg_attribute a,
+                          jsonb_array_elements(fsync.acl_of(a.attacl, c.relowner)) g
+                    where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attacl is not null),
+    'rls', c.relrowsecurity,
+    'force_rls', c.relforcerowsecurity,
+    'policies', (select coalesce(jsonb_agg(jsonb_build_object(
+                   'name', p.policyname, 'permissive', p.permissive, 'cmd', p.cmd, 'roles', p.roles,
+                   'qual', p.qual, 'with_check', p.with_check) order by p.policyname), '[]'::jsonb)
+                   from pg_catalog.pg_policies p
+                  where p.schemaname = n.nspname and p.tablename = c.relname),
+    'constraints', (select coalesce(jsonb_agg(jsonb_build_object(
+                      'name', k.conname, 'type', k.contype, 'definition', pg_catalog.pg_get_constraintdef(k.oid))
+                      order by k.conname), '[]'::jsonb)
+                      from pg_catalog.pg_constraint k where k.conrelid = c.oid),
+    'indexes', (select coalesce(jsonb_agg(i.indexrelid::regclass::text order by 1), '[]'::jsonb)
+                  from pg_catalog.pg_index i where i.indrelid = c.oid),
+    'triggers', (select coalesce(jsonb_agg(t.tgname order by t.tgname), '[]'::jsonb)
+                   from pg_catalog.pg_trigger t where t.tgrelid = c.oid and not t.tgisinternal),
+    'definition', case when c.relkind in ('v', 'm') then pg_catalog.pg_get_viewdef(c.oid) end,
+    'options', to_jsonb(c.reloptions),
+    'comment', pg_catalog.obj_description(c.oid, 'pg_class'))
+    from pg_catalog.pg_class c
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+   where c.oid = p_rel
+$$;
+revoke all on function fsync.describe_relation(regclass) from public;
+
+-- The app's objects, as they are before fs-sync changes anything. Runs once,
+-- here; recording again keeps the first record.
+create function fsync.record_adopted()
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_count integer;
+begin
+  insert into fsync.adopted (kind, name, state)
+  select 'relation', format('%I.%I', n.nspname, c.relname), fsync.describe_relation(c.oid)
+    from pg_catalog.pg_class c
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm')
+     and not exists (select 1 from pg_catalog.pg_depend d
+                      where d.classid = 'pg_catalog.pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+  union all
+  select 'function', p.oid::regprocedure::text,
+         jsonb_build_object('definition', pg_catalog.pg_get_functiondef(p.oid),
+                            'acl', fsync.acl_of(coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner)), p.proowner))
+    from pg_catalog.pg_proc p
+   where p.pronamespace = 'public'::regnamespace and p.prokind in ('f', 'p')
+     and not exists (select 1 from pg_catalog.pg_depend d
+                      where d.classid = 'pg_catalog.pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
+  union all
+  select 'bucket', b.id, to_jsonb(b)
+    from storage.buckets b
+   where b.id in ('project-snapshots', 'preview-bundles', 'project-assets')
+  union all
+  select 'policy', format('%I.%I.%I', p.schemaname, p.tablename, p.policyname), to_jsonb(p)
+    from pg_catalog.pg_policies p
+   where p.schemaname in ('storage', 'realtime')
+  on conflict do nothing;
+  get diagnostics v_count = row_count;
+  -- and the flags as the operator left them, which fs-sync keeps
+  if to_regclass('public.feature_flags') is not null then
+    execute $sql$
+      update fsync.adopted a
+         set state = a.state || jsonb_build_object('rows', (select coalesce(jsonb_agg(to_jsonb(f) order by f.flag_key), '[]')
+                                                              from public.feature_flags f))
+       where a.kind = 'relation' and a.name = 'public.feature_flags' and not a.state ? 'rows'
+    $sql$;
+  end if;
+  return v_count;
+end
+$$;
+revoke all on function fsync.record_adopted() from public;
+
+select fsync.record_adopted();
+
+-- Whether p_name (a relation 'public.x', a function signature, a bucket id)
+-- was there before fs-sync.
+create function fsync.was_adopted(p_kind text, p_name text)
+returns boolean
+language sql
+stable
+set search_path = ''
+as $$
+  select exists (select 1 from fsync.adopted a where a.kind = p_kind and a.name = p_name)
+$$;
+revoke all on function fsync.was_adopted(text, text) from public;
+
+-- A down script run on velocity's database keeps what fs-sync alone knows
+-- (the change log, memberships, the flag audit trail) in the private schema
+-- fsync_rollback rather than dropping it; the next up moves each back and drops
+-- the schema once it is empty.
+create function fsync.drop_rollback_schema_if_empty()
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if exists (select 1 from pg_catalog.pg_namespace n where n.nspname = 'fsync_rollback')
+     and not exists (select 1 from pg_catalog.pg_class c
+                       join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+                      where n.nspname = 'fsync_rollback' and c.relkind in ('r', 'p', 'v')) then
+    drop schema fsync_rollback;
+  end if;
+end
+$$;
+revoke all on function fsync.drop_rollback_schema_if_empty() from public;
+
+-- Puts back a relation's recorded grants for the API roles and PUBLIC (table
+-- and column grants): what fs-sync granted or revoked on an object of the app
+-- is undone, nothing else is touched. For down scripts.
+create function fsync.restore_grants(p_rel regclass, p_state jsonb)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_role text;
+  v_grant jsonb;
+begin
+  foreach v_role in array array['public', 'anon', 'authenticated', 'service_role', 'fsync_container'] loop
+    if v_role = 'public' or exists (select 1 from pg_catalog.pg_roles r where r.rolname = v_role) then
+      -- Revoking a table privilege also revokes it on every column.
+      execute format('revoke all on %s from %s', p_rel, case when v_role = 'public' then 'public' else quote_ident(v_role) end);
+    end if;
+  end loop;
+  for v_grant in select * from jsonb_array_elements(p_state -> 'acl') loop
+    if v_grant ->> 'grantee' in ('PUBLIC', 'anon', 'authenticated', 'service_role') then
+      execute format('grant %s on %s to %s%s', v_grant ->> 'privilege', p_rel,
+                     case when v_grant ->> 'grantee' = 'PUBLIC' then 'public' else quote_ident(v_grant ->> 'grantee') end,
+                     case when (v_grant ->> 'grantable')::boolean then ' with grant option' else '' end);
+    end if;
+  end loop;
+  for v_grant in select * from jsonb_array_elements(coalesce(p_state -> 'column_acl', '[]')) loop
+    if v_grant ->> 'grantee' in ('PUBLIC', 'anon', 'authenticated', 'service_role') then
+      execute format('grant %s (%I) on %s to %s%s', v_grant ->> 'privilege', v_grant ->> 'column', p_rel,
+                     case when v_grant ->> 'grantee' = 'PUBLIC' then 'public' else quote_ident(v_grant ->> 'grantee') end,
+                     case when (v_grant ->> 'grantable')::boolean then ' with grant option' else '' end);
+    end if;
+  end loop;
+end
+$$;
+revoke all on function fsync.restore_grants(regclass, jsonb) from public;
 
 -- ---------------------------------------------------------------------
 -- Helpers

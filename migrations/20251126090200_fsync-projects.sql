@@ -15,7 +15,10 @@
 -- ---------------------------------------------------------------------
 
 -- A projects table from the seed app gets the columns fs-sync needs; on a fresh
--- database the create below makes it.
+-- database the create below makes it. velocity's (Phase 0) is the app's own:
+-- its owner column (user_id), policies, grants and rows stay as they are; fs-sync
+-- adds owner_id (kept equal to user_id by trigger fsync_project_owner below),
+-- last_seq and the running totals next to them.
 do $$
 begin
   if to_regclass('public.projects') is not null then
@@ -42,8 +45,16 @@ create table if not exists public.projects (
   updated_at timestamptz not null default now()
 );
 alter table public.projects add constraint projects_last_seq_nonnegative check (last_seq >= 0);
-alter table public.projects add constraint projects_name_length check (char_length(name) between 1 and 200);
 alter table public.projects add constraint projects_live_nonnegative check (live_files >= 0 and live_bytes >= 0);
+-- Names the app already stored are its own (velocity has longer ones);
+-- create_project checks the length of the names fs-sync writes either way.
+do $$
+begin
+  if not fsync.was_adopted('relation', 'public.projects') then
+    alter table public.projects add constraint projects_name_length check (char_length(name) between 1 and 200);
+  end if;
+end
+$$;
 comment on column public.projects.last_seq is
   'seq of the newest change-log event; bumped by UPDATE … RETURNING inside each write, which also serialises writers per project.';
 comment on column public.projects.live_files is
@@ -52,14 +63,107 @@ comment on column public.projects.live_bytes is
   'Sum of size_bytes of the live heads: running total kept like live_files (limits.max_project_bytes).';
 create index if not exists projects_owner_id_idx on public.projects (owner_id);
 
-create table public.project_members (
+-- A down script on velocity's database keeps the memberships in
+-- fsync_rollback (see its down); they come back here.
+do $$
+begin
+  if to_regclass('fsync_rollback.project_members') is not null then
+    alter table fsync_rollback.project_members set schema public;
+  end if;
+end
+$$;
+
+create table if not exists public.project_members (
   project_id uuid not null references public.projects (id) on delete cascade,
   user_id uuid not null references auth.users (id) on delete cascade,
   role text not null check (role in ('owner', 'editor', 'viewer')),
   created_at timestamptz not null default now(),
   primary key (project_id, user_id)
 );
-create index project_members_user_id_idx on public.project_members (user_id);
+create index if not exists project_members_user_id_idx on public.project_members (user_id);
+select fsync.drop_rollback_schema_if_empty();
+
+-- ---------------------------------------------------------------------
+-- The app's owner column (velocity: projects.user_id)
+-- ---------------------------------------------------------------------
+
+-- fs-sync's access rules read owner_id and project_members; velocity's app
+-- reads and writes user_id. Existing projects get owner_id and an owner
+-- membership from user_id now, and from here on owner_id follows user_id:
+-- projects the app creates (.from('projects').insert) are fs-sync projects of
+-- the same owner, and projects fs-sync creates (create_project, the legacy
+-- upgrade's imported projects) have the app's user_id. So no existing user
+-- gets 42501 on their own project, whichever path created it.
+-- Only on a table with the app's user_id column (nothing to follow otherwise).
+do $$
+begin
+  if not exists (select 1 from pg_catalog.pg_attribute a
+                  where a.attrelid = 'public.projects'::regclass and a.attname = 'user_id' and not a.attisdropped) then
+    return;
+  end if;
+
+  update public.projects p set owner_id = p.user_id where p.owner_id is distinct from p.user_id;
+  insert into public.project_members (project_id, user_id, role)
+  select p.id, p.owner_id, 'owner' from public.projects p where p.owner_id is not null
+  on conflict (project_id, user_id) do update set role = 'owner';
+
+  -- user_id wins over owner_id (clients cannot write owner_id, see the grants
+  -- below); a row that names only owner_id (fs-sync's inserts) gets it as user_id.
+  create function fsync.sync_project_owner()
+  returns trigger
+  language plpgsql
+  set search_path = ''
+  as $fn$
+  begin
+    if tg_op = 'INSERT' then
+      new.owner_id := coalesce(new.user_id, new.owner_id);
+      new.user_id := new.owner_id;
+    elsif new.user_id is distinct from old.user_id then
+      new.owner_id := new.user_id;
+    elsif new.owner_id is distinct from old.owner_id then
+      new.user_id := new.owner_id;
+    end if;
+    return new;
+  end
+  $fn$;
+  revoke all on function fsync.sync_project_owner() from public;
+
+  -- SECURITY DEFINER: the app's own inserts and updates run as authenticated,
+  -- which has no privilege on project_members. It only ever writes the owner
+  -- row of the project whose owner the statement set.
+  create function fsync.sync_project_owner_member()
+  returns trigger
+  language plpgsql
+  security definer
+  set search_path = ''
+  as $fn$
+  begin
+    if tg_op = 'UPDATE' then
+      if old.owner_id is not distinct from new.owner_id then
+        return null;
+      end if;
+      delete from public.project_members m
+       where m.project_id = new.id and m.user_id = old.owner_id and m.role = 'owner';
+    end if;
+    if new.owner_id is not null then
+      insert into public.project_members (project_id, user_id, role)
+      values (new.id, new.owner_id, 'owner')
+      on conflict (project_id, user_id) do update set role = 'owner';
+    end if;
+    return null;
+  end
+  $fn$;
+  revoke all on function fsync.sync_project_owner_member() from public;
+
+  -- "of user_id, owner_id": the writes' own last_seq/live_* updates do not fire them.
+  create trigger fsync_project_owner
+    before insert or update of user_id, owner_id on public.projects
+    for each row execute function fsync.sync_project_owner();
+  create trigger fsync_project_owner_member
+    after insert or update of user_id, owner_id on public.projects
+    for each row execute function fsync.sync_project_owner_member();
+end
+$$;
 
 -- ---------------------------------------------------------------------
 -- Helpers
@@ -182,10 +286,43 @@ create policy "members can read co-members" on public.project_members
   for select to authenticated
   using (project_id in (select fsync.member_project_ids()));
 
--- Clients change projects and memberships only through the RPCs below.
-revoke all on public.projects, public.project_members from anon, authenticated, service_role;
-grant select on public.projects, public.project_members to authenticated;
-grant select, delete on public.projects to service_role;
+-- Clients change projects and memberships only through the RPCs below, on a
+-- fresh database. velocity's app writes its projects table directly
+-- (.from('projects').insert/update/delete, under its own policies, which stay):
+-- it keeps every privilege it had, except that INSERT and UPDATE now cover
+-- the app's own columns only, so that no client writes the columns fs-sync
+-- keeps (owner_id, last_seq, live_files, live_bytes): a client that could set
+-- last_seq would make followers skip or repeat events.
+do $$
+declare
+  v_state jsonb := (select a.state from fsync.adopted a where a.kind = 'relation' and a.name = 'public.projects');
+  v_columns text;
+  v_grant record;
+begin
+  if v_state is null then
+    revoke all on public.projects from anon, authenticated, service_role;
+    grant select on public.projects to authenticated;
+    grant select, delete on public.projects to service_role;
+    return;
+  end if;
+  select string_agg(quote_ident(c ->> 'name'), ', ' order by o) into v_columns
+    from jsonb_array_elements(v_state -> 'columns') with ordinality as e(c, o)
+   where c ->> 'name' not in ('owner_id', 'last_seq', 'live_files', 'live_bytes');
+  for v_grant in
+    select case when a.grantee = 0 then 'public' else quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) end as grantee,
+           a.privilege_type, a.is_grantable
+      from pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+     where c.oid = 'public.projects'::regclass and a.grantee <> c.relowner
+       and a.privilege_type in ('INSERT', 'UPDATE')
+  loop
+    execute format('revoke %s on public.projects from %s', v_grant.privilege_type, v_grant.grantee);
+    execute format('grant %s (%s) on public.projects to %s%s', v_grant.privilege_type, v_columns, v_grant.grantee,
+                   case when v_grant.is_grantable then ' with grant option' else '' end);
+  end loop;
+end
+$$;
+revoke all on public.project_members from anon, authenticated, service_role;
+grant select on public.project_members to authenticated;
 grant select, insert, update, delete on public.project_members to service_role;
 
 -- ---------------------------------------------------------------------
@@ -222,7 +359,9 @@ begin
   end if;
   insert into public.projects (owner_id, name) values (v_owner, p_name) returning id into v_id;
   if v_owner is not null then
-    insert into public.project_members (project_id, user_id, role) values (v_id, v_owner, 'owner');
+    -- on conflict: on velocity's table trigger fsync_project_owner_member wrote it already.
+    insert into public.project_members (project_id, user_id, role) values (v_id, v_owner, 'owner')
+    on conflict (project_id, user_id) do nothing;
   end if;
   return v_id;
 end

@@ -19,7 +19,17 @@
 -- Tables
 -- ---------------------------------------------------------------------
 
-create table public.project_events (
+-- A down script on velocity's database keeps the log in fsync_rollback (see
+-- its down); it comes back here and continues (below).
+do $$
+begin
+  if to_regclass('fsync_rollback.project_events') is not null then
+    alter table fsync_rollback.project_events set schema public;
+  end if;
+end
+$$;
+
+create table if not exists public.project_events (
   project_id uuid not null references public.projects (id) on delete cascade,
   seq bigint not null check (seq > 0),
   event_type text not null check (event_type in ('file:update', 'file:delete', 'file:rename', 'bulk:apply')),
@@ -93,3 +103,59 @@ create policy "members can read project events" on public.project_events
 
 revoke all on public.project_events from anon, authenticated, service_role;
 grant select on public.project_events to authenticated, service_role;
+
+-- ---------------------------------------------------------------------
+-- After a rollback
+-- ---------------------------------------------------------------------
+
+-- The log came back from fsync_rollback: seq continues where it stopped
+-- (projects.last_seq = the last event's), and what the legacy app wrote while
+-- fs-sync was rolled back (every version created since, including the heads
+-- and tombstones fsync-legacy-upgrade appended for it just now) is announced by
+-- one bulk:apply event per project that changed, listing those versions in
+-- order (paths in byte order, then version), so that followers that held a
+-- position before the rollback converge and the history still names every
+-- version. Paths that break the path rules are left out: no follower can hold
+-- them. Not broadcast: followers find the event by their position check.
+do $$
+declare
+  v_since timestamptz;
+begin
+  if to_regclass('fsync_rollback.state') is null then
+    return;
+  end if;
+  select (s.value #>> '{}')::timestamptz into v_since from fsync_rollback.state s where s.key = 'rolled_back_at';
+  update public.projects p
+     set last_seq = e.seq
+    from (select e.project_id, max(e.seq) as seq from public.project_events e group by e.project_id) e
+   where p.id = e.project_id and p.last_seq < e.seq;
+  if v_since is not null then
+    with changed as (
+      select f.project_id,
+             jsonb_agg(jsonb_build_object('file_path', f.file_path, 'version', f.version,
+                                          'content_hash', f.content_hash, 'deleted', f.is_deleted)
+                       order by f.file_path collate "C", f.version) as files
+        from public.project_files f
+       where f.created_at > v_since
+         and not (fsync.path_suspect(f.file_path) and fsync.path_error(f.file_path) is not null)
+       group by f.project_id
+    ), bumped as (
+      update public.projects p
+         set last_seq = p.last_seq + 1
+        from changed c
+       where p.id = c.project_id
+      returning p.id, p.last_seq, c.files
+    )
+    insert into public.project_events (project_id, seq, event_type, payload, actor, created_at)
+    select b.id, b.last_seq, 'bulk:apply',
+           jsonb_build_object('files', b.files, 'catch_up', jsonb_build_object('since', v_since),
+                              'v', 1, 'seq', b.last_seq, 'type', 'bulk:apply', 'project_id', b.id,
+                              'timestamp', to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                              'actor', null),
+           null, clock_timestamp()
+      from bumped b;
+  end if;
+  drop table fsync_rollback.state;
+  perform fsync.drop_rollback_schema_if_empty();
+end
+$$;

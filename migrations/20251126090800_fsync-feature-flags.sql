@@ -90,22 +90,23 @@ declare
   v_environment text := fsync.setting('environment') #>> '{}';
 begin
   select * into v_flag from public.feature_flags f where f.flag_key = p_flag_key;
-  if not found or not v_flag.enabled then
+  -- coalesce: an adopted table's columns may allow NULL; NULL means off, none, 0.
+  if not found or not coalesce(v_flag.enabled, false) then
     return false;
   end if;
-  if p_user_id is not null and p_user_id = any (v_flag.target_user_ids) then
+  if p_user_id is not null and p_user_id = any (coalesce(v_flag.target_user_ids, '{}')) then
     return true;
   end if;
   if cardinality(v_flag.environments) > 0 and not (coalesce(v_environment, '') = any (v_flag.environments)) then
     return false;
   end if;
-  if v_flag.rollout_percentage >= 100 then
+  if coalesce(v_flag.rollout_percentage, 0) >= 100 then
     return true;
   end if;
   if p_user_id is null then
     return false;
   end if;
-  return fsync.flag_bucket(p_flag_key, p_user_id) < v_flag.rollout_percentage;
+  return fsync.flag_bucket(p_flag_key, p_user_id) < coalesce(v_flag.rollout_percentage, 0);
 end
 $$;
 revoke all on function fsync.flag_enabled(text, uuid) from public;
@@ -165,7 +166,11 @@ select fsync.seed_feature_flags();
 -- ---------------------------------------------------------------------
 
 -- RLS on, no policy: only the service role (BYPASSRLS) and the database owner
--- read or change flags.
+-- read or change flags. velocity's Phase-0 table had a read policy for
+-- authenticated; it stays, but without the table privilege it admits nobody:
+-- target_user_ids names users, and the app asks is_feature_enabled, which
+-- answers as before. This is the one privilege of the app's that fs-sync takes
+-- away; the down script gives it back.
 alter table public.feature_flags enable row level security;
 
 revoke all on public.feature_flags from anon, authenticated, service_role;
@@ -199,7 +204,10 @@ $$;
 revoke all on function fsync.is_feature_enabled(text, uuid) from public;
 grant execute on function fsync.is_feature_enabled(text, uuid) to authenticated, service_role;
 
-create function public.is_feature_enabled(flag_key text, user_id uuid default auth.uid())
+-- Replaces velocity's Phase-0 function of the same name, arguments and result
+-- (create or replace: what depends on it keeps working); the down script puts
+-- the Phase-0 one back. Unlike it, a signed-in user is evaluated as themselves.
+create or replace function public.is_feature_enabled(flag_key text, user_id uuid default auth.uid())
 returns boolean
 language sql
 stable

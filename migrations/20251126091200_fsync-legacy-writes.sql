@@ -72,18 +72,31 @@
 -- ---------------------------------------------------------------------
 
 -- A direct write's file, through the RPC that means the same: text when content
--- is given, else a binary registration, else refused.
+-- is given, else a binary registration, else refused. velocity's app writes a
+-- binary its Phase-0 way (is_binary, metadata.storage_path, file_size: see
+-- fsync-legacy-upgrade); read through to_jsonb so that this compiles on a table
+-- without those columns.
 create function fsync.legacy_put(p_row public.project_files, p_path text, p_file_type text)
 returns void
 language plpgsql
 set search_path = ''
 as $$
+declare
+  v_row jsonb;
 begin
   if p_row.content is not null then
     perform fsync.upsert_project_file(p_row.project_id, p_path, p_row.content, p_file_type, null);
+    return;
   elsif p_row.storage_path is not null then
     perform fsync.register_binary_file(p_row.project_id, p_path, p_row.storage_path, p_row.content_hash,
                                        p_row.size_bytes, p_file_type, null);
+    return;
+  end if;
+  v_row := to_jsonb(p_row);
+  if coalesce((v_row ->> 'is_binary')::boolean, false) and p_row.metadata ? 'storage_path' then
+    perform fsync.register_binary_file(p_row.project_id, p_path, p_row.metadata ->> 'storage_path',
+                                       lower(p_row.content_hash), coalesce((v_row ->> 'file_size')::bigint, p_row.size_bytes),
+                                       p_file_type, null);
   else
     perform fsync.raise_error('PT422',
       'a file needs content (text) or storage_path, content_hash and size_bytes (a binary in Storage); '

@@ -7,9 +7,37 @@
 -- changed_by: the x-fsync-operator header when a request sent one, else the
 -- JWT's subject, else the database user. via: the request's role (service_role,
 -- authenticated) or, outside a request, the database user.
+--
+-- Also (the first migration after fsync-legacy-writes): validates the foreign
+-- key fsync-legacy-upgrade added unvalidated.
 -- =====================================================================
 
-create table public.feature_flag_changes (
+-- fsync-legacy-upgrade added project_files' foreign key to projects without
+-- checking the rows (it holds its locks meanwhile); checking them takes SHARE
+-- UPDATE EXCLUSIVE, which blocks neither readers nor writers. Here, after
+-- fsync-legacy-writes: until that one the app's direct writes are refused, and
+-- the check (a scan of the table) would make that longer.
+do $$
+begin
+  if exists (select 1 from pg_catalog.pg_constraint c
+              where c.conrelid = 'public.project_files'::regclass and c.conname = 'project_files_project_id_fkey'
+                and not c.convalidated) then
+    alter table public.project_files validate constraint project_files_project_id_fkey;
+  end if;
+end
+$$;
+
+-- A down script on velocity's database keeps the trail in fsync_rollback.
+do $$
+begin
+  if to_regclass('fsync_rollback.feature_flag_changes') is not null then
+    alter table fsync_rollback.feature_flag_changes set schema public;
+  end if;
+end
+$$;
+select fsync.drop_rollback_schema_if_empty();
+
+create table if not exists public.feature_flag_changes (
   id bigint generated always as identity primary key,
   flag_key text not null,
   operation text not null check (operation in ('INSERT', 'UPDATE', 'DELETE')),
@@ -19,7 +47,7 @@ create table public.feature_flag_changes (
   old_value jsonb,
   new_value jsonb
 );
-create index feature_flag_changes_flag_idx on public.feature_flag_changes (flag_key, changed_at);
+create index if not exists feature_flag_changes_flag_idx on public.feature_flag_changes (flag_key, changed_at);
 comment on table public.feature_flag_changes is
   'Audit trail of public.feature_flags: one row per inserted, changed or deleted flag.';
 

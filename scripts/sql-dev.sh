@@ -2,6 +2,9 @@
 # Starts a throwaway PostgreSQL 15 cluster, applies supabase/local-base/*.sql and
 # then migrations/*.sql (each sorted by name, psql -v ON_ERROR_STOP=1 -X -q -f),
 # runs the pgTAP suite with pg_prove, and stops the cluster.
+# As on hosted Supabase, the bootstrap superuser is supabase_admin, which applies
+# the local base; migrations, down scripts and the pgTAP suite run as postgres,
+# which is not a superuser (docs/supabase.md, "Hosted-only behaviour").
 #
 #   scripts/sql-dev.sh                 # apply + pg_prove tests/sql/*.sql
 #   scripts/sql-dev.sh --updown        # also: all downs in reverse, all ups again, compare schemas
@@ -34,13 +37,13 @@ if [ "$(id -u)" = 0 ]; then
   as_pg=(runuser -u postgres --)
 fi
 
-"${as_pg[@]}" initdb -D "$work/data" -U postgres -E UTF8 --locale=C.UTF-8 -A trust >"$work/initdb.log"
+"${as_pg[@]}" initdb -D "$work/data" -U supabase_admin -E UTF8 --locale=C.UTF-8 -A trust >"$work/initdb.log"
 "${as_pg[@]}" pg_ctl -D "$work/data" -l "$work/postgres.log" -w \
-  -o "-p $port -k $work -c listen_addresses='' -c fsync=off -c synchronous_commit=off" start >/dev/null
+  -o "-p $port -k $work -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c timezone=UTC" start >/dev/null
 
 stop() {
   if [ "$keep" = 1 ]; then
-    echo "cluster kept: psql -h $work -p $port -U postgres fsync"
+    echo "cluster kept: psql -h $work -p $port -U postgres fsync   (superuser: -U supabase_admin)"
     echo "stop with: ${as_pg[*]} pg_ctl -D $work/data stop"
   else
     "${as_pg[@]}" pg_ctl -D "$work/data" -m fast stop >/dev/null || true
@@ -49,31 +52,32 @@ stop() {
 }
 trap stop EXIT
 
-psql_() { psql -h "$work" -p "$port" -U postgres -X -q -v ON_ERROR_STOP=1 "$@"; }
+psql_() { psql -h "$work" -p "$port" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
-apply() { # db files...
-  local db=$1; shift
-  for f in "$@"; do psql_ -d "$db" -f "$f" >/dev/null 2>"$work/apply.err" || { cat "$work/apply.err"; echo "failed: $f" >&2; exit 1; }; done
+apply() { # user db files...
+  local user=$1 db=$2; shift 2
+  for f in "$@"; do psql_ -U "$user" -d "$db" -f "$f" >/dev/null 2>"$work/apply.err" || { cat "$work/apply.err"; echo "failed: $f" >&2; exit 1; }; done
 }
 
-psql_ -d postgres -c 'create database fsync'
-apply fsync "$root"/supabase/local-base/*.sql
-apply fsync "$root"/migrations/*.sql
+psql_ -U supabase_admin -d postgres -c 'create database fsync'
+apply supabase_admin fsync "$root"/supabase/local-base/*.sql
+apply postgres fsync "$root"/migrations/*.sql
 
 if [ "$updown" = 1 ]; then
-  dump() { pg_dump -h "$work" -p "$port" -U postgres --schema-only --no-owner "$1" | grep -v -e '^--' -e '^\\restrict' -e '^\\unrestrict' | sed '/^$/d'; }
-  psql_ -d postgres -c 'create database fsync_base'
-  apply fsync_base "$root"/supabase/local-base/*.sql
+  dump() { pg_dump -h "$work" -p "$port" -U supabase_admin --schema-only --no-owner "$1" | grep -v -e '^--' -e '^\\restrict' -e '^\\unrestrict' | sed '/^$/d'; }
+  psql_ -U supabase_admin -d postgres -c 'create database fsync_base'
+  apply supabase_admin fsync_base "$root"/supabase/local-base/*.sql
   dump fsync >"$work/up.sql"
   mapfile -t downs < <(ls "$root"/migrations/down/*.sql | sort -r)
-  apply fsync "${downs[@]}"
+  apply postgres fsync "${downs[@]}"
   dump fsync >"$work/down.sql"
   dump fsync_base >"$work/base.sql"
   if ! diff -u "$work/base.sql" "$work/down.sql"; then echo "downs did not restore the base schema" >&2; exit 1; fi
-  apply fsync "$root"/migrations/*.sql
+  apply postgres fsync "$root"/migrations/*.sql
   dump fsync >"$work/up2.sql"
   if ! diff -u "$work/up.sql" "$work/up2.sql"; then echo "up after down differs from the first up" >&2; exit 1; fi
   echo "up/down/up: ok"
 fi
 
-pg_prove -h "$work" -p "$port" -U postgres -d fsync "${tests[@]}"
+# Quiet the files' `create extension if not exists pgtap` (the local base installed it).
+PGOPTIONS='-c client_min_messages=warning' pg_prove -h "$work" -p "$port" -U postgres -d fsync "${tests[@]}"

@@ -1,3 +1,10 @@
--- Reverses 20251126090300_fsync-project-files.sql. Destroys file data: for
--- development databases only (a seeded production table would be dropped too).
-drop table if exists public.project_files;
+-- Reverses 20251126090300_fsync-project-files.sql: drops the table it created
+-- on a fresh database. A table that was there before fs-sync (velocity's, the
+-- seed's: fsync.adopted) is the app's and stays, with every row.
+do $$
+begin
+  if not fsync.was_adopted('relation', 'public.project_files') then
+    drop table if exists public.project_files;
+  end if;
+end
+$$;

@@ -6,10 +6,13 @@
 -- auth.uid(), auth.role(), auth.email(), auth.jwt() with the exact bodies of
 -- supabase/auth migrations 20220224000811_update_auth_functions.up.sql and
 -- 20220531120530_add_auth_jwt_function.up.sql (legacy per-claim GUC first,
--- then the JSON claims PostgREST sets).
+-- then the JSON claims PostgREST sets). Ownership and grants as on hosted
+-- Supabase: the schema belongs to supabase_admin, the table and helpers to
+-- supabase_auth_admin (GoTrue's login role), RLS is on with no policy, and of
+-- the roles fs-sync uses only postgres may touch auth.users.
 -- =====================================================================
 
-create schema if not exists auth;
+create schema if not exists auth authorization supabase_admin;
 
 create table if not exists auth.users (
   instance_id uuid,
@@ -77,9 +80,20 @@ as $$
     )::jsonb
 $$;
 
-grant usage on schema auth to anon, authenticated, service_role;
+alter table auth.users enable row level security;
+alter table auth.users owner to supabase_auth_admin;
+alter function auth.uid() owner to supabase_auth_admin;
+alter function auth.role() owner to supabase_auth_admin;
+alter function auth.email() owner to supabase_auth_admin;
+alter function auth.jwt() owner to supabase_auth_admin;
+
+grant usage on schema auth to postgres, anon, authenticated, service_role;
+grant all on schema auth to supabase_auth_admin;
 grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
-  to anon, authenticated, service_role;
--- auth.users is not readable by the API roles (as on Supabase).
-revoke all on auth.users from anon, authenticated;
-grant all on auth.users to service_role;
+  to postgres, anon, authenticated, service_role;
+-- No API role may read or write auth.users, not even service_role: supabase/auth's
+-- 20240612123726_enable_rls_update_grants and supabase/postgres's
+-- 20211115181400_update-auth-permissions.sql grant to postgres only.
+revoke all on auth.users from anon, authenticated, service_role;
+grant all on auth.users to postgres;
+grant select on auth.users to postgres with grant option;

@@ -3,11 +3,19 @@
 --
 -- "Broadcast from Database" as supabase/realtime installs it in a tenant
 -- database (lib/realtime/tenants/repo/migrations/*): realtime.messages,
--- realtime.topic(), realtime.send(). Upstream partitions realtime.messages
--- by day; a plain table behaves the same for fs-sync's purposes.
+-- realtime.topic(), realtime.send(), owned by supabase_realtime_admin
+-- (20260707120000_restrict_realtime_schema), in a schema owned by
+-- supabase_admin. realtime.messages is partitioned by day on inserted_at
+-- (20241030150047_messages_partitioning); the Realtime server's janitor
+-- creates the partitions from yesterday to three days ahead
+-- (Realtime.Tenants.create_messages_partitions). Here
+-- realtime.fsync_dev_create_partitions() does that: once below, and
+-- periodically in fs-sync-dev. On a day without its partition every insert
+-- fails, and realtime.send only warns (fsync.realtime_partition_status()
+-- reports it).
 -- =====================================================================
 
-create schema if not exists realtime;
+create schema if not exists realtime authorization supabase_admin;
 
 create table if not exists realtime.messages (
   id uuid not null default gen_random_uuid(),
@@ -21,7 +29,7 @@ create table if not exists realtime.messages (
   binary_payload bytea,
   constraint messages_payload_exclusivity check (payload is null or binary_payload is null),
   primary key (id, inserted_at)
-);
+) partition by range (inserted_at);
 create index if not exists messages_inserted_at_topic_index
   on realtime.messages (inserted_at desc, topic)
   where extension = 'broadcast' and private is true;
@@ -66,7 +74,43 @@ begin
 end;
 $$;
 
+alter table realtime.messages owner to supabase_realtime_admin;
+alter function realtime.topic() owner to supabase_realtime_admin;
+alter function realtime.send(jsonb, text, text, boolean) owner to supabase_realtime_admin;
+
+grant all on schema realtime to supabase_realtime_admin;
 grant usage on schema realtime to anon, authenticated, service_role;
-grant select, insert, update on realtime.messages to anon, authenticated, service_role;
+grant usage on schema realtime to postgres with grant option;
+grant select, insert, update on realtime.messages to postgres, anon, authenticated, service_role;
 grant execute on function realtime.topic(), realtime.send(jsonb, text, text, boolean)
-  to anon, authenticated, service_role;
+  to postgres, anon, authenticated, service_role;
+-- Tables supabase_admin creates there (the partitions) are granted to postgres
+-- (20211130151719_update-realtime-permissions.sql).
+alter default privileges for role supabase_admin in schema realtime grant all on tables to postgres;
+
+-- The janitor's partitions: messages_YYYY_MM_DD for each UTC day from yesterday to three days
+-- ahead, owned by supabase_realtime_admin. Local only; run as supabase_admin.
+create or replace function realtime.fsync_dev_create_partitions()
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_day date;
+  v_name text;
+begin
+  for v_day in
+    select (now() at time zone 'utc')::date + i from pg_catalog.generate_series(-1, 3) as i
+  loop
+    v_name := 'messages_' || pg_catalog.to_char(v_day, 'YYYY_MM_DD');
+    if pg_catalog.to_regclass('realtime.' || v_name) is null then
+      execute pg_catalog.format('create table realtime.%I partition of realtime.messages for values from (%L) to (%L)',
+                                v_name, v_day::timestamp, (v_day + 1)::timestamp);
+      execute pg_catalog.format('alter table realtime.%I owner to supabase_realtime_admin', v_name);
+    end if;
+  end loop;
+end
+$$;
+revoke all on function realtime.fsync_dev_create_partitions() from public;
+
+select realtime.fsync_dev_create_partitions();

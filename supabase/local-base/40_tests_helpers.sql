@@ -16,7 +16,13 @@
 --   select tests.error_of($$select 1/0$$);             -- {code,message,detail,hint} or null
 --   select tests.remember('p1', some_uuid);            -- keep a fixture id for the transaction
 --   select tests.recall('p1');                         -- … and read it back as any role
+--
+-- Created by postgres, as a seed is on a Supabase CLI stack: SECURITY DEFINER
+-- here means postgres's rights (ALL on auth.users, BYPASSRLS), not a
+-- superuser's.
 -- =====================================================================
+
+set role postgres;
 
 create schema if not exists tests;
 grant usage on schema tests to public;
@@ -219,3 +225,5 @@ as $$
 $$;
 
 grant execute on all functions in schema tests to public;
+
+reset role;

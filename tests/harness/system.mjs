@@ -71,7 +71,7 @@ async function startDevstack({ quiet, timeoutMs = 120_000 }) {
  *   worker         the edge {url, output(), logLines(), …}, null without `edge`
  *   service        headers carrying the service-role key
  *   admin(path, body)        POST /admin/v1/<path>; throws unless 2xx
- *   sql(statement)           psql as the superuser (fixtures only)
+ *   sql(statement)           psql as postgres, no superuser, as on a hosted project (fixtures only)
  *   fault(name, body)        POST /admin/v1/faults/<name>
  *   faults()                 GET /admin/v1/faults: {mode, delivered, dropped, held}
  *   session(projectId, sessionId?)  POST /sessions on the edge as the orchestrator: {env, body, ms}
@@ -248,7 +248,7 @@ export async function inspect(port) {
   };
 }
 
-/** Runs SQL as the database superuser (fixtures only: flags, settings, buckets). */
+/** Runs SQL as postgres, the project's own role (fixtures only: flags, settings, buckets). */
 export function psql(dbUrl, sql) {
   return execFileSync('psql', [dbUrl, '-v', 'ON_ERROR_STOP=1', '-qAt', '-c', sql], { encoding: 'utf8' }).trim();
 }

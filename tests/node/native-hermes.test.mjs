@@ -114,6 +114,13 @@ test('the store\'s decisions over the stand-in server (Wasm build): the referenc
   assert.deepEqual(step['bulk flag off → sequential'].result.mode, 'sequential');
   assert.deepEqual(step['offline save queued'], { result: { status: 'queued', error: 'network' }, drafts: { 'src/offline.ts': 'written offline' }, queued: { 'src/offline.ts': 1 }, retryTimer: [10] });
   assert.deepEqual(step['back online'], { drafts: {}, queued: {}, server: 'written offline' });
+  assert.deepEqual(step['undo of a generation'], {
+    status: 'partial', reverted: ['README.md', 'gen/new.ts'],
+    conflicts: [{ path: 'gen/bob.ts', changeVersion: 1, currentVersion: 2 }],
+    events: ['bulk:apply'], readme: true, newGone: true, bobKept: 'bob changed it',
+  });
+  assert.deepEqual(step.restore, { status: 'restored', events: ['bulk:apply'], equal: true });
+  assert.deepEqual(step.history, [[0, 'bulk:apply', 'ann', ['README.md', 'gen/bob.ts', 'gen/new.ts']], [1, 'file:update', 'bob', ['gen/bob.ts']]]);
   const final = step.final;
   assert.deepEqual(final.ann, final.server);
   assert.deepEqual(final.bob, final.server);

@@ -11,20 +11,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   startSystem, createProject, startAgent, waitInSync, importPackage, client, sampleApp, until, currentSeq,
-  databaseFiles,
+  databaseFiles, waitForFile,
 } from '../harness/index.mjs';
 
 const { createProjectEditorStore } = await importPackage({ subpath: './store' });
 const tmp = mkdtempSync(join(tmpdir(), 'fs-sync-store-'));
 let sys;
+const stores = []; // closed after the tests, however they end
 let agent;
+const agents = [];
 
 before(async () => {
   sys = await startSystem();
 });
 
 after(async () => {
+  for (const s of stores) s.getState().close();
   await agent?.stop();
+  for (const a of agents) await a.stop();
   const exit = await sys?.close();
   rmSync(tmp, { recursive: true, force: true });
   assert.deepEqual(exit, { code: 0, signal: null });
@@ -38,11 +42,13 @@ function useRpcFor(users) {
 }
 
 function storeFor(user) {
-  return createProjectEditorStore({
+  const store = createProjectEditorStore({
     supabase: client(sys, user),
     accessToken: async () => user.access_token,
     userId: user.id,
   });
+  stores.push(store);
+  return store;
 }
 
 const texts = (state) => Object.fromEntries(
@@ -127,6 +133,12 @@ test('two users\' stores, the legacy path and the RPCs, a conflict and a contain
   assert.deepEqual(Object.keys(A.getState().files).sort(), [...db.keys()].sort());
   assert.deepEqual(A.getState().drafts, {});
   assert.deepEqual(B.getState().drafts, {});
+  // The legacy app's read path sees the same heads.
+  const { data: legacyRows, error } = await client(sys, ann).from('project_files_current')
+    .select('file_path, content').eq('project_id', project.id);
+  assert.equal(error, null);
+  for (const row of legacyRows) if (row.content !== null && dbTexts[row.file_path] !== undefined) assert.equal(row.content, dbTexts[row.file_path], row.file_path);
+  assert.deepEqual(legacyRows.map((r) => r.file_path).sort(), [...db.keys()].sort());
   const { diff } = await waitInSync(sys, project.id, agent, join(tmp, 'container'));
   assert.ok(diff.equal, JSON.stringify(diff));
   const [count, max] = sys.sql(`select count(*) || ' ' || max(seq) from public.project_events
@@ -159,4 +171,30 @@ test('a save made while the server is unreachable stays a draft and lands when i
   await until('the queued save lands', () => store.getState().drafts['offline.ts'] === undefined);
   assert.equal((await databaseFiles(sys, project.id)).get('offline.ts')?.toString(), 'written offline\n');
   store.getState().close();
+});
+
+test('with FSYNC_SERVER_BROADCASTS off the log is still written and a container converges by its position checks', async () => {
+  const project = await createProject(sys, { name: 'quiet', app: sampleApp(10) });
+  const [ann] = project.users;
+  useRpcFor([ann]);
+  const session = await sys.session(project.id);
+  const quiet = await startAgent(session.env, { target: join(tmp, 'quiet') });
+  agents.push(quiet);
+  await quiet.waitReady();
+  // Off for every project owner (this file's tests run one at a time).
+  sys.sql("update public.feature_flags set rollout_percentage = 0, target_user_ids = '{}' where flag_key = 'FSYNC_SERVER_BROADCASTS'");
+  try {
+    const store = storeFor(ann);
+    await store.getState().open(project.id);
+    const sentBefore = sys.sql(`select count(*) from realtime.messages where topic = 'project:${project.id}'`);
+    await store.getState().saveFile('quiet.ts', 'no broadcast for this one\n');
+    assert.equal(sys.sql(`select count(*) from realtime.messages where topic = 'project:${project.id}'`), sentBefore,
+      'nothing was sent on the project topic');
+    // The agent's idle position check (at most 15 s) finds the change in the log.
+    await waitForFile(join(tmp, 'quiet'), 'quiet.ts', 'no broadcast for this one\n', 30_000);
+    store.getState().close();
+  } finally {
+    sys.sql(`update public.feature_flags set enabled = true, rollout_percentage = 100, target_user_ids = '{}'
+              where flag_key = 'FSYNC_SERVER_BROADCASTS'`);
+  }
 });

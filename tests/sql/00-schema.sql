@@ -6,15 +6,26 @@ select plan(50);
 
 -- Tables and views --------------------------------------------------------
 select has_schema('fsync', 'private schema fsync exists');
-select tables_are('public', array['projects', 'project_members', 'project_files', 'project_events', 'feature_flags', 'feature_flag_changes'],
-                  'public holds exactly the fs-sync tables');
-select tables_are('fsync', array['settings', 'rate_limit_buckets'], 'fsync holds the internal tables');
+-- On a database fs-sync was adopted onto (velocity's Phase 0), fsync.adopted
+-- records the app's own objects: they are expected besides fs-sync's.
+create temp table fs_adopted_columns on commit drop as
+select split_part(a.name, '.', 2) as relation, c ->> 'name' as column_name
+  from fsync.adopted a, jsonb_array_elements(a.state -> 'columns') c
+ where a.kind = 'relation';
+select tables_are('public', array['projects', 'project_members', 'project_files', 'project_events', 'feature_flags', 'feature_flag_changes']
+                            || array(select split_part(a.name, '.', 2)::name from fsync.adopted a
+                                      where a.kind = 'relation' and a.state ->> 'kind' in ('r', 'p')),
+                  'public holds exactly the fs-sync tables (and the app''s own, on an adopted database)');
+select tables_are('fsync', array['settings', 'rate_limit_buckets', 'adopted'], 'fsync holds the internal tables');
 select has_view('public', 'project_files_current', 'view project_files_current exists');
 
 select columns_are('public', 'project_files', array[
   'id', 'project_id', 'file_path', 'content', 'file_type', 'version', 'content_hash', 'created_at',
-  'updated_at', 'created_by', 'is_current_version', 'metadata', 'is_deleted', 'size_bytes', 'storage_path'],
-  'project_files has the seed columns (checksum renamed) plus is_deleted, size_bytes, storage_path');
+  'updated_at', 'created_by', 'is_current_version', 'metadata', 'is_deleted', 'size_bytes', 'storage_path']::name[]
+  || array(select distinct column_name::name from fs_adopted_columns where relation = 'project_files'
+            and column_name not in ('id', 'project_id', 'file_path', 'content', 'file_type', 'version', 'content_hash', 'checksum',
+                                    'created_at', 'updated_at', 'created_by', 'is_current_version', 'metadata')),
+  'project_files has the seed columns (checksum renamed) plus is_deleted, size_bytes, storage_path (and the app''s own)');
 select col_type_is('public', 'project_files', 'size_bytes', 'bigint', 'size_bytes is bigint');
 select col_not_null('public', 'project_files', 'version', 'version is not null');
 select col_not_null('public', 'project_files', 'file_type', 'file_type is not null');
@@ -23,7 +34,10 @@ select columns_are('public', 'project_events', array['project_id', 'seq', 'event
   'project_events columns');
 select col_is_pk('public', 'project_events', array['project_id', 'seq'], 'project_events primary key is (project_id, seq)');
 select columns_are('public', 'projects', array['id', 'owner_id', 'name', 'last_seq', 'live_files', 'live_bytes',
-  'created_at', 'updated_at'], 'projects columns (live_files, live_bytes: running totals for the project caps)');
+  'created_at', 'updated_at']::name[]
+  || array(select column_name::name from fs_adopted_columns where relation = 'projects'
+            and column_name not in ('id', 'owner_id', 'name', 'last_seq', 'live_files', 'live_bytes', 'created_at', 'updated_at')),
+  'projects columns (live_files, live_bytes: running totals for the project caps; and the app''s own)');
 select col_is_pk('public', 'project_members', array['project_id', 'user_id'], 'project_members primary key');
 select columns_are('public', 'feature_flags', array['flag_key', 'enabled', 'rollout_percentage', 'target_user_ids',
   'environments', 'description', 'created_at', 'updated_at'], 'feature_flags columns');
@@ -43,8 +57,13 @@ select is(
     where i.indexrelid = 'public.project_files_one_head_idx'::regclass),
   array['project_id', 'file_path'],
   'one-head index is on (project_id, file_path)');
-select index_is_unique('public', 'project_files', 'project_files_path_version_key',
-                       'versions are unique per (project_id, file_path, version)');
+select ok(exists (select 1 from pg_index i
+                   where i.indrelid = 'public.project_files'::regclass and i.indisunique and i.indpred is null
+                     and (select array_agg(a.attname::text order by k.ord)
+                            from unnest(i.indkey) with ordinality as k(attnum, ord)
+                            join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum)
+                         = array['project_id', 'file_path', 'version']),
+          'versions are unique per (project_id, file_path, version) (project_files_path_version_key, or the app''s own UNIQUE)');
 select is(
   (select pg_get_indexdef(i.indexrelid) from pg_index i
     where i.indexrelid = 'public.project_files_live_path_idx'::regclass),
@@ -71,11 +90,15 @@ select bag_eq($$
    where t.table_schema = 'public' and t.grantee in ('anon', 'authenticated', 'fsync_container')
      and t.privilege_type in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
      and t.table_name in ('projects', 'project_members', 'project_files', 'project_events', 'feature_flags', 'project_files_current')
+     -- the app keeps its own writes on its projects table (tests/sql/phase0/ checks them against Phase 0)
+     and not (t.table_name = 'projects' and fsync.was_adopted('relation', 'public.projects'))
 $$, $$values ('project_files', 'authenticated', 'INSERT'), ('project_files', 'authenticated', 'UPDATE'),
              ('project_files', 'authenticated', 'DELETE')$$,
   'clients may write only project_files (the legacy app''s statements, which the trigger turns into RPC writes)');
 select policies_are('public', 'project_files', array['members can read project files', 'writers insert project files',
-                    'writers update project files', 'writers delete project files'],
+                    'writers update project files', 'writers delete project files']
+                    || array(select p ->> 'name' from fsync.adopted a, jsonb_array_elements(a.state -> 'policies') p
+                              where a.kind = 'relation' and a.name = 'public.project_files'),
                     'project_files: members read, writers (owner, editor) write');
 select is((select pg_get_triggerdef(t.oid) from pg_trigger t
             where t.tgrelid = 'public.project_files'::regclass and t.tgname = 'fsync_legacy_write'),
@@ -94,7 +117,11 @@ select is((select pg_get_triggerdef(t.oid) from pg_trigger t
           'a direct update or delete takes its project locks before any row lock, as the RPCs do (no deadlock with them)');
 select is((select array_agg(t.tgname::text order by t.tgname) from pg_trigger t
             where t.tgrelid = 'public.project_files'::regclass and not t.tgisinternal),
-          array['fsync_legacy_lock', 'fsync_legacy_write'], 'they are the only triggers on project_files');
+          case when exists (select 1 from fs_adopted_columns
+                             where relation = 'project_files' and column_name in ('last_modified_by', 'file_size', 'is_binary'))
+               then array['fsync_legacy_lock', 'fsync_legacy_write', 'fsync_phase0_columns']
+               else array['fsync_legacy_lock', 'fsync_legacy_write'] end,
+          'they are the only triggers on project_files (and the one filling velocity''s Phase-0 columns)');
 select is_empty($$
   select t.table_name, t.privilege_type from information_schema.role_table_grants t
    where t.table_schema = 'public' and t.grantee in ('anon', 'fsync_container')
@@ -111,8 +138,13 @@ select is_empty($$
 $$, 'only the service role may read feature_flags (target_user_ids names users)');
 select is_empty($$
   select p.schemaname, p.tablename, p.policyname from pg_policies p
-   where (coalesce(p.qual, '') ~ 'auth\.(uid|jwt|role)\(\)' and coalesce(p.qual, '') !~ 'SELECT auth\.(uid|jwt|role)\(\)')
-      or (coalesce(p.with_check, '') ~ 'auth\.(uid|jwt|role)\(\)' and coalesce(p.with_check, '') !~ 'SELECT auth\.(uid|jwt|role)\(\)')
+   where ((coalesce(p.qual, '') ~ 'auth\.(uid|jwt|role)\(\)' and coalesce(p.qual, '') !~ 'SELECT auth\.(uid|jwt|role)\(\)')
+          or (coalesce(p.with_check, '') ~ 'auth\.(uid|jwt|role)\(\)' and coalesce(p.with_check, '') !~ 'SELECT auth\.(uid|jwt|role)\(\)'))
+     -- the app's own policies, as it wrote them, are not fs-sync's to restyle
+     and not exists (select 1 from fsync.adopted a
+                      where (a.kind = 'policy' and a.name = format('%I.%I.%I', p.schemaname, p.tablename, p.policyname))
+                         or (a.kind = 'relation' and a.name = format('%I.%I', p.schemaname, p.tablename)
+                             and a.state -> 'policies' @> jsonb_build_array(jsonb_build_object('name', p.policyname))))
 $$, 'policies wrap auth.*() calls in (select …)');
 
 -- Functions ---------------------------------------------------------------
@@ -129,7 +161,8 @@ select bag_eq($$select signature from fs_public_functions$$, array[
   'upsert_project_file(json)', 'register_binary_file(json)', 'delete_project_file(json)', 'rename_project_file(json)',
   'bulk_upsert_project_files(json)', 'list_current_files(json)', 'get_project_snapshot(json)',
   'get_project_files(json)', 'list_project_events(json)', 'get_project_sync_state(json)',
-  'is_feature_enabled(text,uuid)', 'get_enabled_features()', 'is_feature_enabled_for_project(text,uuid)'],
+  'is_feature_enabled(text,uuid)', 'get_enabled_features()', 'is_feature_enabled_for_project(text,uuid)',
+  'restore_project(json)', 'diff_project(json)'],
   'public API is exactly the fs-sync RPCs; the project and file RPCs take the request body as one json argument');
 select is_empty($$select signature from fs_public_functions where has_function_privilege('anon', oid, 'execute')$$,
                 'anon can execute no public fs-sync function');
@@ -170,7 +203,10 @@ $$, array[
   'fsync.get_project_sync_state(uuid)', 'fsync.is_feature_enabled(text,uuid)', 'fsync.get_enabled_features()',
   'fsync.is_feature_enabled_for_project(text,uuid)', 'fsync.legacy_write()', 'fsync.legacy_lock_projects()',
   'fsync.record_flag_change()',
-  'fsync.apply_bulk(uuid,jsonb)'],
+  'fsync.apply_bulk(uuid,jsonb)',
+  'fsync.restore_project(uuid,bigint,bigint,text[])', 'fsync.diff_project(uuid,bigint,bigint)']
+  || case when to_regprocedure('fsync.sync_project_owner_member()') is not null  -- velocity's projects.user_id
+          then array['fsync.sync_project_owner_member()'] else '{}' end,
   'SECURITY DEFINER is used exactly where documented');
 select ok(not has_function_privilege('authenticated', 'fsync.apply_bulk(uuid,jsonb)', 'execute')
           and not has_function_privilege('service_role', 'fsync.apply_bulk(uuid,jsonb)', 'execute'),

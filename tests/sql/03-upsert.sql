@@ -4,6 +4,15 @@ begin;
 create extension if not exists pgtap;
 select plan(54);
 
+-- The fs-sync flags as a fresh install seeds them: on a database fs-sync was adopted onto, the
+-- operator's rollout (velocity's Phase-0 rows) would decide instead.
+update public.feature_flags f
+   set enabled = d.enabled, rollout_percentage = case when d.enabled then 100 else 0 end,
+       target_user_ids = '{}', environments = '{}'
+  from (values ('FSYNC_USE_RPC', true), ('FSYNC_SERVER_BROADCASTS', true), ('FSYNC_BULK_GENERATION', true),
+               ('FSYNC_SNAPSHOT_HYDRATION', false), ('FSYNC_KEEP_CLIENT_BROADCAST', false)) as d(flag_key, enabled)
+ where f.flag_key = d.flag_key;
+
 select tests.create_supabase_user('alice');
 select tests.authenticate_as('alice');
 select tests.remember('p1', fsync.create_project('p1'));
@@ -119,18 +128,21 @@ select is((select payload - 'timestamp' from public.project_events where project
           'stored event payload (content is re-attached on read)');
 select matches((select payload ->> 'timestamp' from public.project_events where project_id = tests.recall('p1') and seq = 1),
                '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$', 'timestamp is RFC 3339 UTC');
-select is((select count(*)::int from realtime.messages), (select count(*)::int from public.project_events),
+-- (scoped to p1: a database in use has other projects' events and messages)
+select is((select count(*)::int from realtime.messages where topic = 'project:' || tests.recall('p1')),
+          (select count(*)::int from public.project_events where project_id = tests.recall('p1')),
           'one realtime message per event');
 select is_empty($$
   select e.seq from public.project_events e
-   where not exists (
+   where e.project_id = tests.recall('p1') and not exists (
      select 1 from realtime.messages m
       where m.topic = 'project:' || e.project_id and m.event = e.event_type and m.private
         and m.extension = 'broadcast' and (m.payload ->> 'seq')::bigint = e.seq
         and (m.payload - 'id' - 'content') = e.payload)
 $$, 'each event was sent privately on project:<id>, event name = type, same payload');
 select ok((select bool_and(m.payload ? 'id') from realtime.messages m), 'realtime.send added an id to each payload');
-select is((select payload ->> 'content' from realtime.messages where (payload ->> 'seq')::int = 1), 'v1',
+select is((select payload ->> 'content' from realtime.messages
+            where topic = 'project:' || tests.recall('p1') and (payload ->> 'seq')::int = 1), 'v1',
           'small content is sent inline');
 select tests.authenticate_as('alice');
 select fsync.upsert_project_file(tests.recall('p1'), 'edge/64k.txt', repeat('a', 65536));

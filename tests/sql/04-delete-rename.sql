@@ -3,6 +3,15 @@ begin;
 create extension if not exists pgtap;
 select plan(40);
 
+-- The fs-sync flags as a fresh install seeds them: on a database fs-sync was adopted onto, the
+-- operator's rollout (velocity's Phase-0 rows) would decide instead.
+update public.feature_flags f
+   set enabled = d.enabled, rollout_percentage = case when d.enabled then 100 else 0 end,
+       target_user_ids = '{}', environments = '{}'
+  from (values ('FSYNC_USE_RPC', true), ('FSYNC_SERVER_BROADCASTS', true), ('FSYNC_BULK_GENERATION', true),
+               ('FSYNC_SNAPSHOT_HYDRATION', false), ('FSYNC_KEEP_CLIENT_BROADCAST', false)) as d(flag_key, enabled)
+ where f.flag_key = d.flag_key;
+
 select tests.create_supabase_user('alice');
 select tests.authenticate_as('alice');
 select tests.remember('p1', fsync.create_project('p1'));
@@ -60,12 +69,13 @@ select tests.reset_authentication();
 select is((select count(*)::int from public.project_events), current_setting('tests.events_before')::int + 2,
           'a rename is one event (after the save before it)');
 select is((select payload - 'timestamp' - 'actor' - 'seq' - 'project_id' from public.project_events
-            order by seq desc limit 1),
+            where project_id = tests.recall('p1') order by seq desc limit 1),
           jsonb_build_object('v', 1, 'type', 'file:rename', 'file_path', 'docs/new.md', 'from_path', 'src/old.ts',
                              'from_version', 2, 'version', 1, 'content_hash', encode(sha256('export const x = 1'::bytea), 'hex'),
                              'size', 18, 'file_type', 'markdown'),
           'file:rename payload: new path and version, from_path and from_version (the tombstone)');
-select is((select payload ->> 'content' from realtime.messages where event = 'file:rename'), 'export const x = 1',
+select is((select payload ->> 'content' from realtime.messages
+            where topic = 'project:' || tests.recall('p1') and event = 'file:rename'), 'export const x = 1',
           'the rename broadcast carries the content');
 select results_eq($$select file_path, version, is_deleted, is_current_version from public.project_files
                     where file_path in ('src/old.ts', 'docs/new.md') order by file_path, version$$,
@@ -129,17 +139,20 @@ select throws_ok(format($$select fsync.rename_project_file(%L, 'legacy/double.ts
                  'the rename target is still validated');
 select tests.reset_authentication();
 select is((select array_agg(file_path order by file_path) from public.project_files_current
-            where file_path like 'legacy%' or file_path like 'trailing%' or file_path like '/abs%' or file_path like 'ctl%'),
+            where project_id = tests.recall('p1')
+              and (file_path like 'legacy%' or file_path like 'trailing%' or file_path like '/abs%' or file_path like 'ctl%')),
           array['legacy/double.ts', 'trailing.txt'], 'only the valid paths remain live');
 select is_empty($$
   select file_path from public.project_files group by project_id, file_path
   having not (min(version) = 1 and max(version) = count(*) and count(distinct version) = count(*))
       or count(*) filter (where is_current_version) <> 1
 $$, 'after deletes and renames: versions gapless, tombstones included, one head per path');
-select is((select array_agg(seq order by seq) from public.project_events),
-          (select array_agg(s::bigint) from generate_series(1, (select last_seq from public.projects)::int) s),
+select is((select array_agg(seq order by seq) from public.project_events where project_id = tests.recall('p1')),
+          (select array_agg(s::bigint)
+             from generate_series(1, (select last_seq from public.projects where id = tests.recall('p1'))::int) s),
           'event seqs gapless');
-select is((select count(*)::int from realtime.messages), (select count(*)::int from public.project_events),
+select is((select count(*)::int from realtime.messages where topic = 'project:' || tests.recall('p1')),
+          (select count(*)::int from public.project_events where project_id = tests.recall('p1')),
           'one realtime message per event');
 
 select * from finish();

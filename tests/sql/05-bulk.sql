@@ -3,6 +3,15 @@ begin;
 create extension if not exists pgtap;
 select plan(37);
 
+-- The fs-sync flags as a fresh install seeds them: on a database fs-sync was adopted onto, the
+-- operator's rollout (velocity's Phase-0 rows) would decide instead.
+update public.feature_flags f
+   set enabled = d.enabled, rollout_percentage = case when d.enabled then 100 else 0 end,
+       target_user_ids = '{}', environments = '{}'
+  from (values ('FSYNC_USE_RPC', true), ('FSYNC_SERVER_BROADCASTS', true), ('FSYNC_BULK_GENERATION', true),
+               ('FSYNC_SNAPSHOT_HYDRATION', false), ('FSYNC_KEEP_CLIENT_BROADCAST', false)) as d(flag_key, enabled)
+ where f.flag_key = d.flag_key;
+
 select tests.create_supabase_user('alice');
 select tests.authenticate_as('alice');
 select tests.remember('p1', fsync.create_project('p1'));
@@ -25,15 +34,18 @@ select is(fsync.bulk_upsert_project_files(tests.recall('p1'), replace($$[
     jsonb_build_object('file_path', 'img/c.png', 'version', 1, 'content_hash', repeat('ab', 32), 'deleted', false, 'noop', false))),
   'bulk applies saves, deletes and binaries; unchanged entries are no-ops');
 select tests.reset_authentication();
-select is((select count(*)::int from public.project_events where event_type = 'bulk:apply'), 1, 'one bulk:apply event');
-select is((select payload - 'timestamp' - 'actor' - 'project_id' from public.project_events where seq = 3),
+select is((select count(*)::int from public.project_events where project_id = tests.recall('p1') and event_type = 'bulk:apply'), 1,
+          'one bulk:apply event');
+select is((select payload - 'timestamp' - 'actor' - 'project_id' from public.project_events
+            where project_id = tests.recall('p1') and seq = 3),
           jsonb_build_object('v', 1, 'seq', 3, 'type', 'bulk:apply', 'files', jsonb_build_array(
             jsonb_build_object('file_path', 'src/a.ts', 'version', 1, 'content_hash', encode(sha256('a'::bytea), 'hex'), 'deleted', false),
             jsonb_build_object('file_path', 'docs/b', 'version', 1, 'content_hash', encode(sha256('b'::bytea), 'hex'), 'deleted', false),
             jsonb_build_object('file_path', 'gone.ts', 'version', 2, 'content_hash', null, 'deleted', true),
             jsonb_build_object('file_path', 'img/c.png', 'version', 1, 'content_hash', repeat('ab', 32), 'deleted', false))),
           'bulk:apply lists the changed files without contents');
-select is((select count(*)::int from realtime.messages where event = 'bulk:apply' and not (payload ? 'content')), 1,
+select is((select count(*)::int from realtime.messages
+            where topic = 'project:' || tests.recall('p1') and event = 'bulk:apply' and not (payload ? 'content')), 1,
           'one bulk:apply broadcast, without content');
 select is((select file_type from public.project_files where file_path = 'docs/b'), 'markdown', 'per-entry file_type');
 
@@ -42,7 +54,8 @@ select is(fsync.bulk_upsert_project_files(tests.recall('p1'), '[{"file_path": "s
           'an all-no-op bulk returns seq null');
 select is(fsync.bulk_upsert_project_files(tests.recall('p1'), '[]') ->> 'applied', '0', 'an empty bulk is a no-op');
 select tests.reset_authentication();
-select is((select count(*)::int from public.project_events), 3, 'no-op bulks write no event');
+select is((select count(*)::int from public.project_events where project_id = tests.recall('p1')), 3,
+          'no-op bulks write no event');
 
 -- All or nothing ------------------------------------------------------------------------
 select set_config('tests.files_before', (select count(*)::text from public.project_files), true);
@@ -78,7 +91,7 @@ select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '[
   'a binary entry outside project-assets/<project>/ refuses the whole bulk');
 select tests.reset_authentication();
 select is((select count(*)::text from public.project_files), current_setting('tests.files_before'), 'refused bulks left no row');
-select is((select last_seq from public.projects), 3::bigint, 'refused bulks took no seq');
+select is((select last_seq from public.projects where id = tests.recall('p1')), 3::bigint, 'refused bulks took no seq');
 select is((select count(*)::text from realtime.messages), current_setting('tests.messages_before'), 'refused bulks sent nothing');
 
 -- A failure in pass 2 (writing), after entries 1 and 2 were written: entry 1 creates a
@@ -98,7 +111,7 @@ select is((select count(*)::int from public.project_files where file_path = 'mid
 select results_eq($$select version, content, is_current_version from public.project_files where file_path = 'keep.ts' order by version$$,
                   $$values (1, 'same', true)$$, 'entry 2 left no version and the head did not move');
 select is((select count(*)::text from public.project_events), current_setting('tests.events_before'), 'no event');
-select is((select last_seq from public.projects), 3::bigint, 'seq unchanged');
+select is((select last_seq from public.projects where id = tests.recall('p1')), 3::bigint, 'seq unchanged');
 select is((select count(*)::text from realtime.messages), current_setting('tests.messages_before'), 'nothing broadcast');
 
 -- Format errors --------------------------------------------------------------------------
@@ -144,8 +157,8 @@ select throws_ok(format($$select fsync.bulk_upsert_project_files(%L, '[{"file_pa
 
 -- Invariants after everything --------------------------------------------------------------
 select tests.reset_authentication();
-select is((select array_agg(seq order by seq) from public.project_events),
-          (select array_agg(s::bigint) from generate_series(1, (select last_seq from public.projects)::int) s),
+select is((select array_agg(seq order by seq) from public.project_events where project_id = tests.recall('p1')),
+          (select array_agg(s::bigint) from generate_series(1, (select last_seq from public.projects where id = tests.recall('p1'))::int) s),
           'event seqs gapless');
 select is_empty($$
   select file_path from public.project_files group by project_id, file_path

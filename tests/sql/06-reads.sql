@@ -4,6 +4,15 @@ begin;
 create extension if not exists pgtap;
 select plan(24);
 
+-- The fs-sync flags as a fresh install seeds them: on a database fs-sync was adopted onto, the
+-- operator's rollout (velocity's Phase-0 rows) would decide instead.
+update public.feature_flags f
+   set enabled = d.enabled, rollout_percentage = case when d.enabled then 100 else 0 end,
+       target_user_ids = '{}', environments = '{}'
+  from (values ('FSYNC_USE_RPC', true), ('FSYNC_SERVER_BROADCASTS', true), ('FSYNC_BULK_GENERATION', true),
+               ('FSYNC_SNAPSHOT_HYDRATION', false), ('FSYNC_KEEP_CLIENT_BROADCAST', false)) as d(flag_key, enabled)
+ where f.flag_key = d.flag_key;
+
 select tests.create_supabase_user('alice');
 select tests.authenticate_as('alice');
 select tests.remember('p1', fsync.create_project('p1'));
@@ -70,7 +79,8 @@ select throws_ok(format($$select * from fsync.list_project_events(%L, 0, 0)$$, t
 select throws_ok(format($$select * from fsync.list_project_events(%L, -1)$$, tests.recall('p1')),
                  'PT422', 'after_seq must be >= 0', 'after_seq must not be negative');
 select tests.reset_authentication();
-select results_eq($$select m.payload - 'id' from realtime.messages m order by (m.payload ->> 'seq')::int$$,
+select results_eq($$select m.payload - 'id' from realtime.messages m where m.topic = 'project:' || tests.recall('p1')
+                     order by (m.payload ->> 'seq')::int$$,
                   $$select e from fsync.list_project_events(tests.recall('p1'), 0) e$$,
                   'the log returns exactly what was broadcast');
 select tests.authenticate_as_service_role();

@@ -8,14 +8,50 @@ select tests.create_supabase_user('alice');
 select tests.create_supabase_user('bob');
 
 -- Seed ------------------------------------------------------------------------------
+-- A fresh database gets fs-sync fully on; a database that had flags (velocity's Phase 0,
+-- recorded in fsync.adopted) keeps its rows as they were and gets the missing ones off, except
+-- FSYNC_KEEP_CLIENT_BROADCAST, on where FSYNC_USE_RPC existed.
 select results_eq($$select flag_key, enabled, rollout_percentage, target_user_ids, environments
-                    from public.feature_flags order by flag_key$$,
-  $$values ('FSYNC_BULK_GENERATION', true, 100, '{}'::uuid[], '{}'::text[]),
+                    from public.feature_flags where flag_key like 'FSYNC\_%' order by flag_key$$,
+  case when fsync.was_adopted('relation', 'public.feature_flags') then $$
+    with kept as (
+      select r ->> 'flag_key' as flag_key, (r ->> 'enabled')::boolean as enabled, (r ->> 'rollout_percentage')::int as rollout,
+             array(select jsonb_array_elements_text(r -> 'target_user_ids'))::uuid[] as targets,
+             coalesce(array(select jsonb_array_elements_text(r -> 'environments')), '{}')::text[] as environments
+        from fsync.adopted a, jsonb_array_elements(coalesce(a.state -> 'rows', '[]')) r
+       where a.kind = 'relation' and a.name = 'public.feature_flags' and r ->> 'flag_key' like 'FSYNC\_%')
+    select * from kept
+    union all
+    select d.flag_key, d.enabled, case when d.enabled then 100 else 0 end, '{}'::uuid[], '{}'::text[]
+      from (values ('FSYNC_USE_RPC', false), ('FSYNC_SERVER_BROADCASTS', false), ('FSYNC_SNAPSHOT_HYDRATION', false),
+                   ('FSYNC_BULK_GENERATION', false),
+                   ('FSYNC_KEEP_CLIENT_BROADCAST', exists (select 1 from kept where flag_key = 'FSYNC_USE_RPC'))) as d(flag_key, enabled)
+     where d.flag_key not in (select flag_key from kept)
+    order by 1 $$
+  else $$values ('FSYNC_BULK_GENERATION', true, 100, '{}'::uuid[], '{}'::text[]),
            ('FSYNC_KEEP_CLIENT_BROADCAST', false, 0, '{}'::uuid[], '{}'::text[]),
            ('FSYNC_SERVER_BROADCASTS', true, 100, '{}'::uuid[], '{}'::text[]),
            ('FSYNC_SNAPSHOT_HYDRATION', false, 0, '{}'::uuid[], '{}'::text[]),
-           ('FSYNC_USE_RPC', true, 100, '{}'::uuid[], '{}'::text[])$$,
-  'a fresh database: the five fs-sync flags, fs-sync fully on, snapshot hydration and client broadcast off');
+           ('FSYNC_USE_RPC', true, 100, '{}'::uuid[], '{}'::text[])$$ end,
+  'the fs-sync flags as the migration seeded them (fresh: fully on, snapshot hydration and client broadcast off; '
+  'adopted: existing rows kept, the missing ones added off)');
+-- What the migration seeds on a fresh database (on an adopted one, what it would seed there).
+create temp table fresh_seed on commit drop as select * from public.feature_flags;
+do $$
+begin
+  if fsync.was_adopted('relation', 'public.feature_flags') then
+    delete from public.feature_flags;
+    perform fsync.seed_feature_flags();
+    delete from fresh_seed;
+    insert into fresh_seed select * from public.feature_flags;
+  end if;
+end
+$$;
+-- From here on the flags as a fresh install seeds them, and no others (the app's own).
+delete from public.feature_flags f where f.flag_key not in (select flag_key from fresh_seed);
+insert into public.feature_flags select * from fresh_seed on conflict (flag_key) do update
+  set enabled = excluded.enabled, rollout_percentage = excluded.rollout_percentage,
+      target_user_ids = excluded.target_user_ids, environments = excluded.environments;
 select tests.authenticate_as('alice');
 select is(public.get_enabled_features(), array['FSYNC_BULK_GENERATION', 'FSYNC_SERVER_BROADCASTS', 'FSYNC_USE_RPC'],
           'get_enabled_features lists the three that are on');
@@ -24,7 +60,6 @@ select is(public.is_feature_enabled('NO_SUCH_FLAG'), false, 'an unknown flag is 
 select tests.reset_authentication();
 
 -- The same seed on velocity's Phase-0 shape: flags exist, FSYNC_USE_RPC among them.
-create temp table fresh_seed on commit drop as select * from public.feature_flags;
 delete from public.feature_flags;
 insert into public.feature_flags (flag_key, enabled, rollout_percentage, target_user_ids, description)
 values ('FSYNC_USE_RPC', true, 10, array[tests.get_supabase_uid('bob')], 'operator''s'),

@@ -3,6 +3,15 @@ begin;
 create extension if not exists pgtap;
 select plan(8);
 
+-- The fs-sync flags as a fresh install seeds them: on a database fs-sync was adopted onto, the
+-- operator's rollout (velocity's Phase-0 rows) would decide instead.
+update public.feature_flags f
+   set enabled = d.enabled, rollout_percentage = case when d.enabled then 100 else 0 end,
+       target_user_ids = '{}', environments = '{}'
+  from (values ('FSYNC_USE_RPC', true), ('FSYNC_SERVER_BROADCASTS', true), ('FSYNC_BULK_GENERATION', true),
+               ('FSYNC_SNAPSHOT_HYDRATION', false), ('FSYNC_KEEP_CLIENT_BROADCAST', false)) as d(flag_key, enabled)
+ where f.flag_key = d.flag_key;
+
 select tests.create_supabase_user('owner');
 select tests.create_supabase_user('other');
 select tests.remember('p', fsync.create_project('flags', tests.get_supabase_uid('owner')));

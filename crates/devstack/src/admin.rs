@@ -146,8 +146,14 @@ async fn create_user(State(app): State<Arc<App>>, Body(body): Body) -> Answer {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{id}@example.test"));
-    let conn = app.admin_pool.get().await.map_err(|e| no_connection(&e))?;
-    conn.execute(
+    let mut conn = app.admin_pool.get().await.map_err(|e| no_connection(&e))?;
+    // As GoTrue writes it: as supabase_auth_admin, the owner of auth.users (no API role, not
+    // even service_role, has a privilege on it).
+    let tx = conn.transaction().await.map_err(|e| db_failure(&e))?;
+    tx.batch_execute("set local role supabase_auth_admin")
+        .await
+        .map_err(|e| db_failure(&e))?;
+    tx.execute(
         "insert into auth.users (id, aud, role, email, email_confirmed_at, raw_app_meta_data,
                                      raw_user_meta_data, created_at, updated_at)
              values ($1, 'authenticated', 'authenticated', $2, now(),
@@ -156,6 +162,7 @@ async fn create_user(State(app): State<Arc<App>>, Body(body): Body) -> Answer {
     )
     .await
     .map_err(|e| db_failure(&e))?;
+    tx.commit().await.map_err(|e| db_failure(&e))?;
     let (token, exp) = user_token(&app, &id.to_string(), &email, 3600);
     Ok(http::json_response(
         StatusCode::CREATED,

@@ -77,8 +77,9 @@ pub enum DatabaseSource {
     /// local base and the migrations are applied.
     #[default]
     Auto,
-    /// An existing database, as the superuser, that already has the base and migrations
-    /// (e.g. an `fs_sync_pg::TestDb`). Nothing is applied or dropped.
+    /// An existing database, as the superuser (`supabase_admin`), that already has the base and
+    /// migrations (e.g. an `fs_sync_pg::TestDb`'s `superuser_url()`). Nothing is applied or
+    /// dropped.
     Existing(String),
 }
 
@@ -123,7 +124,7 @@ pub struct ReadyInfo {
     pub service_role_key: String,
     /// The JWT secret every token is signed with. Local only.
     pub jwt_secret: String,
-    /// The database as the superuser.
+    /// The database as `postgres` (no superuser, as on a hosted project).
     pub db_url: String,
 }
 
@@ -148,6 +149,7 @@ pub struct DevStack {
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     listener_task: tokio::task::JoinHandle<()>,
+    janitor_task: tokio::task::JoinHandle<()>,
     remove_storage: bool,
     drop_database: Option<(tokio_postgres::Config, String)>,
 }
@@ -213,6 +215,7 @@ impl DevStack {
         let hub = Arc::new(realtime::Hub::new());
         let listener_task =
             realtime::spawn_listener(db.admin.clone(), hub.clone(), shutdown.clone()).await?;
+        let janitor_task = realtime::spawn_janitor(admin_pool.clone(), shutdown.clone()).await?;
 
         let app = Arc::new(App {
             info: info.clone(),
@@ -244,6 +247,7 @@ impl DevStack {
             stop,
             server,
             listener_task,
+            janitor_task,
             remove_storage,
             drop_database: db.drop_on_shutdown,
         })
@@ -278,6 +282,8 @@ impl DevStack {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.server).await;
         self.listener_task.abort();
         let _ = self.listener_task.await;
+        self.janitor_task.abort();
+        let _ = self.janitor_task.await;
         self.app.rest_pool.close();
         self.app.admin_pool.close();
         if self.remove_storage {

@@ -1,10 +1,11 @@
 //! The stack's PostgreSQL connection pools, through `deadpool-postgres`.
 //!
 //! Two pools: `authenticator` (PostgREST's login role) for REST and Storage requests, and the
-//! superuser for the admin API and Realtime's authorization checks. A request switches role and
-//! sets its claims with `set_config(…, true)` inside its own transaction, so nothing of it stays
-//! on the connection: the cheapest recycling (`Fast`: is the connection still open?) suffices,
-//! and statements prepared with `prepare_cached` are kept per connection.
+//! superuser (`supabase_admin`, as Supabase's own services) for the admin API, Realtime's
+//! authorization checks and its partitions. A request switches role and sets its claims with
+//! `set_config(…, true)` inside its own transaction, so nothing of it stays on the connection: the
+//! cheapest recycling (`Fast`: is the connection still open?) suffices, and statements prepared
+//! with `prepare_cached` are kept per connection.
 //!
 //! Realtime's LISTEN connection is not pooled (`realtime::spawn_listener`): notifications arrive
 //! on the connection's message stream, which a pooled client does not expose.

@@ -1,5 +1,6 @@
 //! Getting a database: an ephemeral cluster (or `DATABASE_URL`), a fresh database in it, the
-//! local Supabase base and the migrations applied.
+//! local Supabase base applied by the superuser and the migrations by `postgres`, as on hosted
+//! Supabase.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,11 +12,13 @@ use fs_sync_pg::connect;
 
 /// Where the stack's database lives and how to reach it.
 pub(crate) struct Database {
-    /// Superuser connection settings for the stack's database.
+    /// Superuser (`supabase_admin`) connection settings for the stack's database: what Supabase's
+    /// own services connect as.
     pub(crate) admin: Config,
     /// `authenticator` connection settings (PostgREST's login role).
     pub(crate) authenticator: Config,
-    /// A libpq URL of the database as the superuser, for people and tests.
+    /// A libpq URL of the database as `postgres`, for people and tests: what a hosted project's
+    /// connection string gives them.
     pub(crate) url: String,
     /// A database this process created on a server it did not start, dropped at shutdown.
     pub(crate) drop_on_shutdown: Option<(Config, String)>,
@@ -33,8 +36,8 @@ pub(crate) async fn prepare(source: &DatabaseSource) -> Result<Database, Error> 
             check_schema(&client).await?;
             Ok(Database {
                 authenticator: as_authenticator(&admin),
+                url: Cluster::from_url(url)?.postgres_url(admin.get_dbname().unwrap_or("postgres")),
                 admin,
-                url: url.clone(),
                 drop_on_shutdown: None,
             })
         }
@@ -67,16 +70,11 @@ pub(crate) async fn prepare(source: &DatabaseSource) -> Result<Database, Error> 
             server
                 .batch_execute(&format!("create database {name}"))
                 .await?;
+            fs_sync_pg::install(&cluster, &name).await?;
             let admin = cluster.config(&name);
-            let client = connect(&admin).await?;
-            let files: Vec<_> = fs_sync_pg::base_files()?
-                .into_iter()
-                .chain(fs_sync_pg::migration_files()?)
-                .collect();
-            fs_sync_pg::apply(&client, &files).await?;
             Ok(Database {
                 authenticator: as_authenticator(&admin),
-                url: cluster.url(&name),
+                url: cluster.postgres_url(&name),
                 drop_on_shutdown: owned.then(|| (cluster.config("postgres"), name)),
                 admin,
             })
@@ -108,7 +106,8 @@ async fn check_schema(client: &tokio_postgres::Client) -> Result<(), Error> {
     let ok = client
         .query_one(
             "select to_regclass('realtime.messages') is not null
-                and exists (select 1 from pg_trigger where tgname = 'fsync_dev_notify')",
+                and exists (select 1 from pg_trigger where tgname = 'fsync_dev_notify')
+                and to_regprocedure('realtime.fsync_dev_create_partitions()') is not null",
             &[],
         )
         .await?
@@ -117,8 +116,8 @@ async fn check_schema(client: &tokio_postgres::Client) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::Config(
-            "the database lacks the local Supabase base (realtime.messages and its \
-             fsync_dev_notify trigger from supabase/local-base/35_realtime_notify.sql)"
+            "the database lacks the local Supabase base (realtime.messages, its fsync_dev_notify \
+             trigger and realtime.fsync_dev_create_partitions() from supabase/local-base/)"
                 .into(),
         ))
     }

@@ -473,3 +473,41 @@ async fn client_broadcasts_relay_on_public_and_need_write_on_private() {
 
     s.dev.shutdown().await;
 }
+
+/// A stack started on a database whose `realtime.messages` partitions are gone (as on one left
+/// from days ago) makes today's and the next days' before it serves, as Realtime's janitor does;
+/// without them every broadcast would be lost with only a WARNING.
+#[tokio::test]
+async fn the_stack_creates_the_days_partitions() {
+    let db = fs_sync_pg::TestDb::new().await.unwrap();
+    let missing =
+        "select count(*) from fsync.realtime_partition_status() where partition_name is null";
+    let superuser = fs_sync_pg::connect(&db.superuser_url().parse().unwrap())
+        .await
+        .unwrap();
+    superuser
+        .batch_execute(
+            "do $$
+             declare t regclass;
+             begin
+               for t in select inhrelid::regclass from pg_inherits
+                         where inhparent = 'realtime.messages'::regclass loop
+                 execute format('drop table %s', t);
+               end loop;
+             end $$",
+        )
+        .await
+        .unwrap();
+    let count = |row: tokio_postgres::Row| row.get::<_, i64>(0);
+    assert_eq!(count(db.admin().query_one(missing, &[]).await.unwrap()), 2);
+    let dev = fs_sync_dev::DevStack::start(fs_sync_dev::Options {
+        port: 0,
+        database: fs_sync_dev::DatabaseSource::Existing(db.superuser_url()),
+        request_log: false,
+        ..fs_sync_dev::Options::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(count(db.admin().query_one(missing, &[]).await.unwrap()), 0);
+    dev.shutdown().await;
+}

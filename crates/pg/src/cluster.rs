@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 
+/// The bootstrap superuser of a cluster this crate starts, as on Supabase: it applies the local
+/// base. Migrations and tests use `postgres`, which is not a superuser there.
+pub const SUPERUSER: &str = "supabase_admin";
+
 /// Where a cluster listens and who to connect as.
 #[derive(Clone, Debug)]
 pub struct Cluster {
@@ -19,8 +23,9 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Uses the server named by a `postgres://user[:password]@host[:port]/db` URL; the user must be
-    /// able to create databases and roles.
+    /// Uses the server named by a `postgres://supabase_admin[:password]@host[:port]/db` URL: the
+    /// local base must be applied by a superuser named `supabase_admin`, and `postgres` (which the
+    /// base creates, or demotes) must then be able to log in with the same password or none.
     pub fn from_url(url: &str) -> Result<Cluster, Error> {
         let config: tokio_postgres::Config = url
             .parse()
@@ -33,7 +38,7 @@ impl Cluster {
         Ok(Cluster {
             host,
             port: config.get_ports().first().copied().unwrap_or(5432),
-            user: config.get_user().unwrap_or("postgres").to_owned(),
+            user: config.get_user().unwrap_or(SUPERUSER).to_owned(),
             password: config
                 .get_password()
                 .map(|p| String::from_utf8_lossy(p).into_owned()),
@@ -43,9 +48,10 @@ impl Cluster {
 
     /// Starts a new cluster in a temporary folder on a free loopback port.
     ///
-    /// When the process runs as root, initdb and postgres run as the `postgres` user (initdb
-    /// refuses root). The server is tuned for tests (no fsync) and is stopped when this process
-    /// exits: by an exit handler, and failing that by the parent-death signal.
+    /// The bootstrap superuser is [`SUPERUSER`]. When the process runs as root, initdb and postgres
+    /// run as the `postgres` OS user (initdb refuses root). The server runs in UTC, as hosted
+    /// Supabase does, is tuned for tests (no fsync) and is stopped when this process exits: by an
+    /// exit handler, and failing that by the parent-death signal.
     pub fn start() -> Result<Cluster, Error> {
         let bin = server_bindir()?;
         sweep_stale_clusters();
@@ -60,7 +66,7 @@ impl Cluster {
         let out = command(&bin.join("initdb"), owner)
             .args([
                 "-U",
-                "postgres",
+                SUPERUSER,
                 "--auth=trust",
                 "-E",
                 "UTF8",
@@ -83,7 +89,7 @@ impl Cluster {
         let cluster = Cluster {
             host: "127.0.0.1".into(),
             port,
-            user: "postgres".into(),
+            user: SUPERUSER.into(),
             password: None,
             data_dir: Some(data_dir.clone()),
         };
@@ -92,9 +98,14 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// A libpq-style URL for `database` as the cluster's admin user.
+    /// A libpq-style URL for `database` as the cluster's superuser.
     pub fn url(&self, database: &str) -> String {
         self.url_as(&self.user, self.password.as_deref(), database)
+    }
+
+    /// A URL for `database` as `postgres`, the role migrations and tests run as.
+    pub fn postgres_url(&self, database: &str) -> String {
+        self.url_as("postgres", self.password.as_deref(), database)
     }
 
     /// A URL for `database` as `user` (the local cluster trusts every local connection).
@@ -106,9 +117,16 @@ impl Cluster {
         format!("postgres://{auth}@{}:{}/{database}", self.host, self.port)
     }
 
-    /// Connection settings for `database` as the admin user.
+    /// Connection settings for `database` as the superuser.
     pub fn config(&self, database: &str) -> tokio_postgres::Config {
         self.url(database).parse().expect("a URL this type built")
+    }
+
+    /// Connection settings for `database` as `postgres`.
+    pub fn postgres_config(&self, database: &str) -> tokio_postgres::Config {
+        self.postgres_url(database)
+            .parse()
+            .expect("a URL this type built")
     }
 
     /// The port the server listens on.
@@ -261,6 +279,9 @@ fn spawn_postgres(
                     // Lets tests check that change-log order is commit order.
                     "-c",
                     "track_commit_timestamp=on",
+                    // realtime.messages partitions are UTC days, inserted_at the session's time.
+                    "-c",
+                    "timezone=UTC",
                 ])
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("dup log"))

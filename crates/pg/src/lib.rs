@@ -1,10 +1,12 @@
 //! fs-sync-pg: real PostgreSQL for fs-sync's tests, local stack and benchmarks.
 //!
 //! [`Cluster::start`] runs an ephemeral cluster from the system's `initdb`/`postgres` (as the
-//! `postgres` user when the process is root), or [`Cluster::from_url`] uses an existing server
-//! (`DATABASE_URL`). [`TestDb::new`] hands each test its own database, cloned from a template
-//! that has the local Supabase base (`supabase/local-base`) and `migrations/` applied, so a new
-//! database costs one `CREATE DATABASE … TEMPLATE`. [`TestDb::as_claims`] runs statements the way
+//! `postgres` OS user when the process is root), or [`Cluster::from_url`] uses an existing server
+//! (`DATABASE_URL`). As on hosted Supabase, the cluster's superuser is `supabase_admin`, which
+//! applies the local Supabase base (`supabase/local-base`), and `migrations/` run as `postgres`,
+//! which is not a superuser. [`TestDb::new`] hands each test its own database, cloned from a
+//! template that has both applied, so a new database costs one `CREATE DATABASE … TEMPLATE`.
+//! [`TestDb::admin`] is a `postgres` connection; [`TestDb::as_claims`] runs statements the way
 //! PostgREST does: in one transaction, with the role and `request.jwt.claims` set locally.
 //!
 //! ```no_run
@@ -21,9 +23,9 @@ mod cluster;
 mod schema;
 mod testdb;
 
-pub use cluster::{sweep_orphaned_temp_dirs, Cluster};
+pub use cluster::{sweep_orphaned_temp_dirs, Cluster, SUPERUSER};
 pub use schema::{
-    apply, base_files, db_message, down_files, migration_files, repo_root, schema_digest,
+    apply, base_files, db_message, down_files, install, migration_files, repo_root, schema_digest,
 };
 pub use testdb::{connect, set_claims, shared_cluster, TestDb};
 

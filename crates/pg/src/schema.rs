@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::Error;
+use crate::{Cluster, Error};
 
 /// The repository root (two levels above this crate).
 pub fn repo_root() -> PathBuf {
@@ -63,6 +63,22 @@ pub fn schema_digest() -> Result<String, Error> {
         h.update(std::fs::read(f)?);
     }
     Ok(hex::encode(h.finalize())[..16].to_owned())
+}
+
+/// Makes `database` (empty, on `cluster`) look like a Supabase project with fs-sync installed: the
+/// local base applied by the superuser, as Supabase's images apply their own schemas, then the
+/// migrations logged in as `postgres`, as `supabase db push` applies them.
+pub async fn install(cluster: &Cluster, database: &str) -> Result<(), Error> {
+    apply(
+        &crate::connect(&cluster.config(database)).await?,
+        &base_files()?,
+    )
+    .await?;
+    apply(
+        &crate::connect(&cluster.postgres_config(database)).await?,
+        &migration_files()?,
+    )
+    .await
 }
 
 /// Runs each file as one batch, naming the file that failed.

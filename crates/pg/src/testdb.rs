@@ -20,7 +20,8 @@ pub fn shared_cluster() -> Result<&'static Cluster, Error> {
         .map_err(|e| Error::Server(e.clone()))
 }
 
-/// A database of its own for one test, with the local base and all migrations applied.
+/// A database of its own for one test, with the local base and all migrations applied, owned by
+/// `postgres` as a hosted project's database is.
 pub struct TestDb {
     cluster: &'static Cluster,
     name: String,
@@ -32,12 +33,20 @@ impl TestDb {
     pub async fn new() -> Result<TestDb, Error> {
         let cluster = shared_cluster()?;
         let template = template(cluster).await?;
-        let admin = connect_to(cluster, "postgres").await?;
+        let server = connect_to(cluster, "postgres").await?;
         let name = format!("t_{}_{}", std::process::id(), next_id());
-        admin
-            .batch_execute(&format!("create database {name} template {template}"))
+        server
+            .batch_execute(&format!(
+                "create database {name} template {template} owner postgres"
+            ))
             .await?;
-        let admin = connect_to(cluster, &name).await?;
+        // A template kept on a DATABASE_URL server may be days old: today's realtime.messages
+        // partitions are made here, as Realtime's janitor makes them on a hosted project.
+        connect_to(cluster, &name)
+            .await?
+            .batch_execute("select realtime.fsync_dev_create_partitions()")
+            .await?;
+        let admin = connect(&cluster.postgres_config(&name)).await?;
         Ok(TestDb {
             cluster,
             name,
@@ -49,15 +58,17 @@ impl TestDb {
     /// themselves (up/down round trips, upgrades from the legacy schema).
     pub async fn with_base_only() -> Result<TestDb, Error> {
         let cluster = shared_cluster()?;
-        let admin = connect_to(cluster, "postgres").await?;
+        let server = connect_to(cluster, "postgres").await?;
         let name = format!("t_{}_{}", std::process::id(), next_id());
-        admin
+        server
             .batch_execute(&format!("create database {name}"))
             .await?;
-        let admin = connect_to(cluster, &name).await?;
-        // Roles are cluster-wide: two databases creating them at once would race.
-        let _roles = ROLES.lock().await;
-        schema::apply(&admin, &schema::base_files()?).await?;
+        {
+            // Roles are cluster-wide: two databases creating them at once would race.
+            let _roles = ROLES.lock().await;
+            schema::apply(&connect_to(cluster, &name).await?, &schema::base_files()?).await?;
+        }
+        let admin = connect(&cluster.postgres_config(&name)).await?;
         Ok(TestDb {
             cluster,
             name,
@@ -75,12 +86,19 @@ impl TestDb {
         self.cluster
     }
 
-    /// A URL for this database as the admin (superuser) role.
+    /// A URL for this database as `postgres`, the role a direct connection to a hosted project
+    /// has: no superuser, but BYPASSRLS and the owner of what the migrations created.
     pub fn url(&self) -> String {
+        self.cluster.postgres_url(&self.name)
+    }
+
+    /// A URL for this database as the superuser (`supabase_admin`), the role Supabase's own
+    /// services (Realtime, and fs-sync-dev standing in for them) connect as.
+    pub fn superuser_url(&self) -> String {
         self.cluster.url(&self.name)
     }
 
-    /// A superuser connection to this database.
+    /// A connection to this database as `postgres` (see [`TestDb::url`]).
     pub fn admin(&self) -> &Client {
         &self.admin
     }
@@ -137,6 +155,7 @@ fn next_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// A superuser connection to `database`.
 async fn connect_to(cluster: &Cluster, database: &str) -> Result<Client, Error> {
     Ok(connect(&cluster.config(database)).await?)
 }
@@ -187,16 +206,10 @@ async fn template(cluster: &Cluster) -> Result<String, Error> {
         admin
             .batch_execute(&format!("create database {scratch}"))
             .await?;
-        let client = connect_to(cluster, &scratch).await?;
-        let files: Vec<_> = schema::base_files()?
-            .into_iter()
-            .chain(schema::migration_files()?)
-            .collect();
         let roles = ROLES.lock().await;
-        schema::apply(&client, &files).await?;
+        schema::install(cluster, &scratch).await?;
         drop(roles);
-        drop(client);
-        // The dropped connection closes asynchronously; renaming needs it gone.
+        // The dropped connections close asynchronously; renaming needs them gone.
         let mut renamed = Err(None);
         for _ in 0..100 {
             let busy = admin

@@ -37,6 +37,24 @@ export interface GenerateResult {
   conflict?: Conflict;
 }
 
+export interface HistoryEntry {
+  seq: number;
+  type: 'file:update' | 'file:delete' | 'file:rename' | 'bulk:apply';
+  actor: string | null;
+  timestamp: string | null;
+  paths: string[];
+}
+
+export interface PathChange {
+  file_path: string;
+  change: 'added' | 'modified' | 'deleted' | 'renamed';
+  from_path?: string | null;
+  from_version: number | null;
+  to_version: number | null;
+  from_hash: string | null;
+  to_hash: string | null;
+}
+
 export interface ProjectEditorState {
   projectId: string | null;
   status: 'idle' | 'loading' | 'ready' | 'error';
@@ -71,6 +89,24 @@ export interface ProjectEditorState {
   generateProjectStructure(files: { path: string; content?: string; fileType?: FileType; delete?: boolean }[]): Promise<GenerateResult>;
   /** Saves the merge (null: delete) over the version the conflict shows. */
   resolveConflict(path: string, merged: string | null): Promise<SaveResult | { status: 'deleted'; path: string }>;
+  /** Makes the project what it was right after `toSeq`, as one new change (history is kept).
+   * 'conflict' when the project moved past what this store has shown (`lastSeq`). */
+  restore(toSeq: number): Promise<
+    | { status: 'restored' | 'noop'; seq: number | null; restored: number; deleted: number; unchanged: number }
+    | { status: 'conflict'; currentSeq: number; error: FsSyncErrorShape }>;
+  /** Undoes change `seq` (a generation): every path it touched goes back to its state before it,
+   * as one change, except paths changed since, listed in `conflicts` and left as they are. */
+  undo(seq: number): Promise<{
+    status: 'undone' | 'partial' | 'conflict';
+    seq: number;
+    undoSeq?: number | null;
+    reverted: string[];
+    conflicts: { path: string; changeVersion: number; currentVersion: number }[];
+  }>;
+  /** The change log for a history view: who, when, what, which paths (no contents). */
+  listChanges(options?: { afterSeq?: number; limit?: number }): Promise<HistoryEntry[]>;
+  /** The paths that differ between two points, with versions and hashes (no contents). */
+  diff(fromSeq: number, toSeq: number): Promise<PathChange[]>;
   refreshFeatures(): Promise<string[]>;
   /** Reads the change log now and retries queued saves (the store also does this on its own). */
   sync(): Promise<void>;

@@ -54,7 +54,16 @@ export function bindStore(pkg) {
     if (!supabase || typeof supabase.rpc !== 'function' || typeof supabase.channel !== 'function') {
       throw fail('invalid', 'options.supabase must be a supabase-js client', { argument: 'options.supabase' });
     }
-    const timers = options.timers || { setTimeout: (f, ms) => setTimeout(f, ms), clearTimeout: (t) => clearTimeout(t) };
+    // In Node the store's own timers do not keep the process alive: following a project is not
+    // work a script waits for.
+    const timers = options.timers || {
+      setTimeout: (f, ms) => {
+        const t = setTimeout(f, ms);
+        if (t && typeof t.unref === 'function') t.unref();
+        return t;
+      },
+      clearTimeout: (t) => clearTimeout(t),
+    };
     const offline = { baseDelayMs: 1000, maxDelayMs: 30000, ...(options.offlineRetry || {}) };
     const makeClient = options.makeClient || ((projectId) => new FsSyncClient({
       supabaseUrl: options.supabaseUrl || supabase.supabaseUrl,
@@ -109,6 +118,10 @@ export function bindStore(pkg) {
       renameFile: (from, to) => act((s) => renameFile(s, from, to)),
       generateProjectStructure: (files) => act((s) => generate(s, files)),
       resolveConflict: (path, merged) => act((s) => resolveConflict(s, path, merged)),
+      restore: (toSeq) => act((s) => restore(s, toSeq)),
+      undo: (seq) => act((s) => undo(s, seq)),
+      listChanges: (options) => act((s) => listChanges(s, options || {})),
+      diff: (fromSeq, toSeq) => act((s) => diff(s, fromSeq, toSeq)),
       refreshFeatures: () => act((s) => refreshFeatures(s)),
       sync: () => act((s) => sync(s)),
       isDirty: (path) => isDirty(path),
@@ -606,6 +619,91 @@ export function bindStore(pkg) {
       }
       store.setState((state) => ({ drafts: { ...state.drafts, [path]: merged } }));
       return writeOne(s, path, merged);
+    }
+
+    function seqArg(value, name) {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+        throw fail('invalid', `${name} must be a change-log seq (an integer, 0 or more)`, { argument: name });
+      }
+      return value;
+    }
+
+    // Puts the whole project back to what it was right after `toSeq`, as one new change. Guarded
+    // by the seq this store has seen: changes it has not shown yet make it a conflict, not a loss.
+    async function restore(s, toSeq) {
+      seqArg(toSeq, 'toSeq');
+      let result;
+      try {
+        result = await rpc('restore_project', { project_uuid: s.projectId, to_seq: toSeq, expected_seq: store.getState().lastSeq });
+      } catch (e) {
+        if (e.kind !== 'conflict') throw e;
+        await sync(s);
+        return { status: 'conflict', currentSeq: store.getState().lastSeq, error: e };
+      }
+      await sync(s);
+      return { status: result.seq === null ? 'noop' : 'restored', seq: result.seq, restored: result.restored, deleted: result.deleted, unchanged: result.unchanged };
+    }
+
+    // The paths a change touched, with the version it gave each.
+    function touched(event) {
+      if (event.type === 'bulk:apply') return event.files.map((f) => ({ path: f.file_path, version: f.version }));
+      const out = [{ path: event.file_path, version: event.version }];
+      if (event.type === 'file:rename') out.push({ path: event.from_path, version: event.from_version });
+      return out;
+    }
+
+    // Undoes one change (an AI generation, usually): each path it touched goes back to its state
+    // before it, except paths someone changed since, which are reported (the user decides).
+    async function undo(s, seq) {
+      seqArg(seq, 'seq');
+      if (seq === 0) throw fail('invalid', 'seq must be a change (1 or more)', { argument: 'seq' });
+      const events = await rpc('list_project_events', { project_uuid: s.projectId, after_seq: seq - 1, max_events: 1 });
+      const event = events[0];
+      if (!event || event.seq !== seq) throw fail('not_found', `no change ${seq} in this project's log`, { seq });
+      await sync(s);
+      const revert = [];
+      const conflicts = [];
+      for (const t of touched(event)) {
+        const head = s.client.head(t.path);
+        if (head && head.version !== t.version) conflicts.push({ path: t.path, changeVersion: t.version, currentVersion: head.version });
+        else revert.push(t.path);
+      }
+      let result = { seq: null, restored: 0, deleted: 0, unchanged: 0 };
+      if (revert.length > 0) {
+        try {
+          result = await rpc('restore_project', {
+            project_uuid: s.projectId, to_seq: seq - 1, expected_seq: store.getState().lastSeq, paths: revert,
+          });
+        } catch (e) {
+          if (e.kind !== 'conflict') throw e;
+          // Someone wrote between our read and the restore: look again.
+          await sync(s);
+          return { status: 'conflict', seq, reverted: [], conflicts, currentSeq: store.getState().lastSeq, error: e };
+        }
+        await sync(s);
+      }
+      return {
+        status: conflicts.length === 0 ? 'undone' : 'partial', seq, undoSeq: result.seq,
+        reverted: revert, conflicts,
+      };
+    }
+
+    // The project's changes, newest last: who, when, what kind, which paths. No contents.
+    async function listChanges(s, options) {
+      const afterSeq = options.afterSeq === undefined ? 0 : seqArg(options.afterSeq, 'afterSeq');
+      const limit = options.limit === undefined ? 100 : seqArg(options.limit, 'limit');
+      const events = await rpc('list_project_events', { project_uuid: s.projectId, after_seq: afterSeq, max_events: limit });
+      return events.map((e) => ({
+        seq: e.seq, type: e.type, actor: e.actor || null, timestamp: e.timestamp || null,
+        paths: touched(e).map((t) => t.path),
+      }));
+    }
+
+    // What differs between two points: added, modified, deleted, renamed; versions and hashes.
+    async function diff(s, fromSeq, toSeq) {
+      seqArg(fromSeq, 'fromSeq');
+      seqArg(toSeq, 'toSeq');
+      return rpc('diff_project', { project_uuid: s.projectId, from_seq: fromSeq, to_seq: toSeq });
     }
 
     return store;

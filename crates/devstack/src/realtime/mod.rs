@@ -243,6 +243,35 @@ impl Hub {
     }
 }
 
+/// Creates the `realtime.messages` partitions from yesterday to three days ahead, as Realtime's
+/// janitor does for a hosted project: once before the stack serves (an error fails the start),
+/// then every hour, so a stack left running across midnight keeps storing broadcasts.
+pub(crate) async fn spawn_janitor(
+    pool: crate::pool::Pool,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, crate::Error> {
+    async fn run(pool: &crate::pool::Pool) -> Result<(), String> {
+        let conn = pool.get().await.map_err(|e| e.to_string())?;
+        conn.batch_execute("select realtime.fsync_dev_create_partitions()")
+            .await
+            .map_err(|e| fs_sync_pg::db_message(&e))
+    }
+    run(&pool)
+        .await
+        .map_err(|e| crate::Error::Config(format!("creating realtime.messages partitions: {e}")))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+            if let Err(e) = run(&pool).await {
+                eprintln!("{}", json!({"error": format!("realtime partitions: {e}")}));
+            }
+        }
+    }))
+}
+
 /// Starts the LISTEN loop that feeds committed messages to the hub; reconnects if the
 /// connection drops.
 pub(crate) async fn spawn_listener(

@@ -17,7 +17,7 @@ pub async fn stack() -> Stack {
     let db = TestDb::new().await.expect("test database");
     let dev = DevStack::start(Options {
         port: 0,
-        database: DatabaseSource::Existing(db.url()),
+        database: DatabaseSource::Existing(db.superuser_url()),
         request_log: false,
         ..Options::default()
     })

@@ -47,7 +47,7 @@ pub async fn env() -> Env {
         .unwrap();
     let dev = DevStack::start(Options {
         port: 0,
-        database: DatabaseSource::Existing(db.url()),
+        database: DatabaseSource::Existing(db.superuser_url()),
         request_log: false,
         ..Options::default()
     })
