@@ -15,31 +15,22 @@
 # Disk: about 3 GB per million rows while it runs.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=../scripts/lib.sh
+source "$(dirname "$0")/../scripts/lib.sh"
 port=${PGPORT_DEV:-54329}
 scales=("$@")
 [ ${#scales[@]} -gt 0 ] || scales=(200000 2000000)
 
-as_pg=()
-[ "$(id -u)" = 0 ] && as_pg=(runuser -u postgres --)
 now() { date +%s.%N; }
 
 results=()
 for files in "${scales[@]}"; do
   work=$(mktemp -d /tmp/fsync-bench.XXXXXX)
-  [ "$(id -u)" = 0 ] && chown postgres "$work"
-  "${as_pg[@]}" initdb -D "$work/data" -U supabase_admin -E UTF8 --locale=C.UTF-8 -A trust >"$work/initdb.log"
-  "${as_pg[@]}" pg_ctl -D "$work/data" -l "$work/postgres.log" -w \
-    -o "-p $port -k $work -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c timezone=UTC -c max_wal_size=8GB -c checkpoint_timeout=30min" \
-    start >/dev/null
+  pg_start "$work" "$port" -c max_wal_size=8GB -c checkpoint_timeout=30min
   trap '"${as_pg[@]}" pg_ctl -D "$work/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
   psql_() { PGOPTIONS='-c client_min_messages=warning' psql -h "$work" -p "$port" -U postgres -X -q -v ON_ERROR_STOP=1 -d fsync "$@"; }
-  psql -h "$work" -p "$port" -U supabase_admin -X -q -d postgres -c 'create database fsync'
-  # The base as Supabase's own images apply it (the superuser supabase_admin); the app's
-  # schema, the fixture and the migrations as postgres, which is no superuser (as hosted).
-  for f in "$root"/supabase/local-base/*.sql; do
-    psql -h "$work" -p "$port" -U supabase_admin -X -q -v ON_ERROR_STOP=1 -d fsync -f "$f" >/dev/null
-  done
+  pg_base "$work" "$port" fsync
+  # The app's schema, the fixture and the migrations as postgres, which is no superuser (as hosted).
   psql_ -f "$root/tests/fixtures/phase0/schema.sql"
   t0=$(now)
   psql_ -v files="$files" -f "$root/tests/fixtures/phase0/seed.sql"

@@ -30,3 +30,29 @@ quietly() {
     die "failed: $* (full log: $log)"
   fi
 }
+
+# pg_start WORK PORT [POSTGRES-OPTION...]: a throwaway PostgreSQL 15 cluster in WORK, listening
+# on the socket folder WORK only, set up as hosted Supabase is: the superuser is supabase_admin
+# (postgres, the role migrations run as, is created by the local base). Sets as_pg, the prefix
+# that runs pg_ctl as the postgres OS user when this runs as root.
+pg_start() {
+  local work=$1 port=$2; shift 2
+  as_pg=()
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres "$work"
+    as_pg=(runuser -u postgres --)
+  fi
+  "${as_pg[@]}" initdb -D "$work/data" -U supabase_admin -E UTF8 --locale=C.UTF-8 -A trust >"$work/initdb.log"
+  "${as_pg[@]}" pg_ctl -D "$work/data" -l "$work/postgres.log" -w \
+    -o "-p $port -k $work -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c timezone=UTC $*" start >/dev/null
+}
+
+# pg_base WORK PORT DB: creates DB and applies supabase/local-base to it as supabase_admin, as
+# Supabase's own images do; stops at the first error.
+pg_base() {
+  local work=$1 port=$2 db=$3 f
+  psql -h "$work" -p "$port" -U supabase_admin -X -q -d postgres -c "create database $db"
+  for f in "$root"/supabase/local-base/*.sql; do
+    psql -h "$work" -p "$port" -U supabase_admin -X -q -v ON_ERROR_STOP=1 -d "$db" -f "$f" >/dev/null
+  done
+}

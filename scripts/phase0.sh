@@ -27,7 +27,8 @@
 # Needs what scripts/sql-dev.sh needs. Env: PGPORT_DEV (default 54329).
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 port=${PGPORT_DEV:-54329}
 keep=0
 files=200000
@@ -41,15 +42,7 @@ while [ $# -gt 0 ]; do
 done
 
 work=$(mktemp -d /tmp/fsync-phase0.XXXXXX)
-as_pg=()
-if [ "$(id -u)" = 0 ]; then
-  chown postgres "$work"
-  as_pg=(runuser -u postgres --)
-fi
-
-"${as_pg[@]}" initdb -D "$work/data" -U supabase_admin -E UTF8 --locale=C.UTF-8 -A trust >"$work/initdb.log"
-"${as_pg[@]}" pg_ctl -D "$work/data" -l "$work/postgres.log" -w \
-  -o "-p $port -k $work -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c timezone=UTC -c max_wal_size=4GB" start >/dev/null
+pg_start "$work" "$port" -c max_wal_size=4GB
 
 writer_pid=
 stop() {
@@ -79,13 +72,9 @@ stage() { psql_ -c "update phase0_snapshot.state set stage = '$1'"; echo "$1" >"
 failed=()
 prove() { pg_prove -h "$work" -p "$port" -U postgres -d fsync "$@" || failed+=("$(cat "$work/stage")"); }
 
-psql -h "$work" -p "$port" -U supabase_admin -X -q -d postgres -c 'create database fsync'
 step "local base, Phase-0 fixture ($files file rows), snapshot"
-# The base as Supabase's own images apply it (the superuser supabase_admin); the app's
-  # schema, the fixture and the migrations as postgres, which is no superuser (as hosted).
-  for f in "$root"/supabase/local-base/*.sql; do
-    psql -h "$work" -p "$port" -U supabase_admin -X -q -v ON_ERROR_STOP=1 -d fsync -f "$f" >/dev/null
-  done
+pg_base "$work" "$port" fsync
+# The app's schema, the fixture and the migrations as postgres, which is no superuser (as hosted).
 psql_ -f "$root/tests/fixtures/phase0/schema.sql"
 t0=$(date +%s.%N)
 psql_ -v files="$files" -f "$root/tests/fixtures/phase0/seed.sql"

@@ -16,7 +16,8 @@
 # Env: PGPORT_DEV (default 54329).
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 port=${PGPORT_DEV:-54329}
 keep=0
 updown=0
@@ -31,15 +32,7 @@ done
 [ ${#tests[@]} -gt 0 ] || tests=("$root"/tests/sql/*.sql)
 
 work=$(mktemp -d /tmp/fsync-sql.XXXXXX)
-as_pg=()
-if [ "$(id -u)" = 0 ]; then
-  chown postgres "$work"
-  as_pg=(runuser -u postgres --)
-fi
-
-"${as_pg[@]}" initdb -D "$work/data" -U supabase_admin -E UTF8 --locale=C.UTF-8 -A trust >"$work/initdb.log"
-"${as_pg[@]}" pg_ctl -D "$work/data" -l "$work/postgres.log" -w \
-  -o "-p $port -k $work -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c timezone=UTC" start >/dev/null
+pg_start "$work" "$port"
 
 stop() {
   if [ "$keep" = 1 ]; then
@@ -59,14 +52,12 @@ apply() { # user db files...
   for f in "$@"; do psql_ -U "$user" -d "$db" -f "$f" >/dev/null 2>"$work/apply.err" || { cat "$work/apply.err"; echo "failed: $f" >&2; exit 1; }; done
 }
 
-psql_ -U supabase_admin -d postgres -c 'create database fsync'
-apply supabase_admin fsync "$root"/supabase/local-base/*.sql
+pg_base "$work" "$port" fsync
 apply postgres fsync "$root"/migrations/*.sql
 
 if [ "$updown" = 1 ]; then
   dump() { pg_dump -h "$work" -p "$port" -U supabase_admin --schema-only --no-owner "$1" | grep -v -e '^--' -e '^\\restrict' -e '^\\unrestrict' | sed '/^$/d'; }
-  psql_ -U supabase_admin -d postgres -c 'create database fsync_base'
-  apply supabase_admin fsync_base "$root"/supabase/local-base/*.sql
+  pg_base "$work" "$port" fsync_base
   dump fsync >"$work/up.sql"
   mapfile -t downs < <(ls "$root"/migrations/down/*.sql | sort -r)
   apply postgres fsync "${downs[@]}"
