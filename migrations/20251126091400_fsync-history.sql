@@ -19,10 +19,10 @@
 -- Only the events after the older point are read (not the whole log), so
 -- restoring or comparing recent points is cheap whatever the history's length.
 --
--- Retention: none yet. When the log's oldest events have been pruned, a point
--- before (oldest seq held - 1) can no longer be reconstructed: PT410 with
--- DETAIL {"param", "oldest_seq"}. Pruning must delete a prefix of the log
--- (seq <= n) and never the versions it names that are still reachable.
+-- Retention (20251126091600_fsync-retention.sql, prune_project_history) prunes
+-- the log as a prefix (seq <= n) and never the versions a held point needs.
+-- A point before n (the oldest seq held - 1) can then no longer be rebuilt:
+-- PT410 with DETAIL {"param", "oldest_seq"}.
 --
 -- restore_project(project, to_seq, expected_seq, paths?) — writers (owner,
 -- editor, service role), under the project lock, one rate-limit token:

@@ -44,6 +44,7 @@ for c in zip unzip; do
 done
 have python3 || { apt_pkgs+=(python3); apt_why+=("python3's zipfile, an independent zip reader/writer for tests"); }
 have chromium || { apt_pkgs+=(chromium); apt_why+=("headless Chromium for the browser test of the npm package"); }
+have promtool || { apt_pkgs+=(prometheus); apt_why+=("promtool, which checks and unit-tests the alert rules in ops/prometheus"); }
 
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then
@@ -56,7 +57,7 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
     die "missing system packages: ${apt_pkgs[*]}. Install them (Debian/Ubuntu: sudo apt-get install -y --no-install-recommends ${apt_pkgs[*]}), or run 'npm run bootstrap' as root on Debian."
   fi
 fi
-summary+=("PostgreSQL 15 + pgTAP" "zip/unzip/python3" "chromium")
+summary+=("PostgreSQL 15 + pgTAP" "zip/unzip/python3" "chromium" "promtool")
 
 # --- toolchains ---------------------------------------------------------------------------------
 if ! have cargo || ! have rustup; then

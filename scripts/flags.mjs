@@ -10,59 +10,22 @@
 // Where: --supabase-url and --service-key, or SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY. Who:
 // --operator, or FSYNC_OPERATOR, or the login name; every change is recorded by the database in
 // public.feature_flag_changes (who, when, old, new), which `history` prints.
-import { parseArgs } from 'node:util';
 import { userInfo } from 'node:os';
-import { createClient } from '@supabase/supabase-js';
-import WebSocket from 'ws';
+import { UUID, operatorCommand } from './operator-cli.mjs';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-function die(message) {
-  console.error(`flags: ${message}`);
-  process.exit(2);
-}
-
-let parsed;
-try {
-  parsed = parseArgs({
-    allowPositionals: true,
-    options: {
-      'supabase-url': { type: 'string' },
-      'service-key': { type: 'string' },
-      operator: { type: 'string' },
-      enabled: { type: 'boolean' },
-      disabled: { type: 'boolean' },
-      rollout: { type: 'string' },
-      users: { type: 'string' },
-      'add-users': { type: 'string' },
-      'remove-users': { type: 'string' },
-      environments: { type: 'string' },
-      limit: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-  });
-} catch (e) {
-  die(e.message);
-}
-const { values: opt, positionals: [command, flag, ...extra] } = parsed;
+const { opt, positionals: [command, flag, ...extra], db, die, check } = operatorCommand('flags', {
+  operator: { type: 'string' },
+  enabled: { type: 'boolean' },
+  disabled: { type: 'boolean' },
+  rollout: { type: 'string' },
+  users: { type: 'string' },
+  'add-users': { type: 'string' },
+  'remove-users': { type: 'string' },
+  environments: { type: 'string' },
+  limit: { type: 'string' },
+  json: { type: 'boolean' },
+}, { headers: (o) => ({ 'x-fsync-operator': o.operator ?? process.env.FSYNC_OPERATOR ?? userInfo().username }) });
 if (extra.length) die(`unexpected argument ${extra[0]}`);
-
-const url = opt['supabase-url'] ?? process.env.SUPABASE_URL;
-const key = opt['service-key'] ?? process.env.SUPABASE_SERVICE_ROLE_KEY;
-if (!url || !key) die('give --supabase-url and --service-key (or SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY)');
-const operator = opt.operator ?? process.env.FSYNC_OPERATOR ?? userInfo().username;
-
-const db = createClient(url, key, {
-  auth: { persistSession: false, autoRefreshToken: false },
-  global: { headers: { 'x-fsync-operator': operator } },
-  // Unused here, but supabase-js builds its realtime client eagerly and Node 20 has no WebSocket.
-  realtime: { transport: WebSocket },
-});
-
-function check(what, { data, error, status }) {
-  if (error) die(`${what}: ${error.message}${status ? ` (HTTP ${status}${error.code ? `, ${error.code}` : ''})` : ''}`);
-  return data;
-}
 
 function userList(name) {
   if (opt[name] === undefined) return undefined;

@@ -12,6 +12,8 @@ pub(crate) const DEFAULT_MAX_SNAPSHOT_BYTES: u64 = 52_428_800;
 pub(crate) const DEFAULT_SNAPSHOT_URL_TTL: i64 = 600;
 /// Container tokens live 15 minutes (docs/contracts.md) and are refreshed through /sessions/refresh.
 pub(crate) const DEFAULT_TOKEN_TTL: i64 = 900;
+/// A session lives at most 12 hours (`SESSION_MAX_AGE`): no container token outlives it.
+pub(crate) const DEFAULT_SESSION_MAX_AGE: i64 = 43_200;
 
 /// Everything a handler needs from the environment.
 #[derive(Clone)]
@@ -28,6 +30,8 @@ pub(crate) struct Config {
     pub(crate) max_snapshot_bytes: u64,
     pub(crate) snapshot_url_ttl: i64,
     pub(crate) token_ttl: i64,
+    /// The longest a session may live, seconds; `POST /sessions` may ask for less (`maxAgeSeconds`).
+    pub(crate) session_max_age: i64,
     /// The URL containers call back (`/sessions/refresh`); defaults to the request's origin.
     pub(crate) edge_url: Option<String>,
 }
@@ -77,6 +81,16 @@ fn positive(name: &str, value: u64) -> Result<u64, AppError> {
     Ok(value)
 }
 
+/// A positive number of seconds, at most 30 days (what the database accepts as a session's age).
+fn positive_secs(name: &str, value: i64) -> Result<i64, AppError> {
+    if !(1..=2_592_000).contains(&value) {
+        return Err(AppError::Internal(format!(
+            "worker misconfigured: {name} must be 1 to 2592000 seconds, got {value}"
+        )));
+    }
+    Ok(value)
+}
+
 impl Config {
     /// Reads the settings; a missing required one is a 500 naming it (never its value).
     pub(crate) fn from_env(env: &Env) -> Result<Config, AppError> {
@@ -94,6 +108,10 @@ impl Config {
             )?,
             snapshot_url_ttl: number(env, "SNAPSHOT_URL_TTL", DEFAULT_SNAPSHOT_URL_TTL)?,
             token_ttl: number(env, "CONTAINER_TOKEN_TTL", DEFAULT_TOKEN_TTL)?,
+            session_max_age: positive_secs(
+                "SESSION_MAX_AGE",
+                number(env, "SESSION_MAX_AGE", DEFAULT_SESSION_MAX_AGE)?,
+            )?,
             edge_url: text(env, "EDGE_URL").map(|u| u.trim_end_matches('/').to_owned()),
         })
     }
@@ -141,5 +159,23 @@ mod tests {
             "worker misconfigured: SNAPSHOT_MAX_BYTES must be a positive number of bytes"
         );
         assert_eq!(positive("SNAPSHOT_MAX_BYTES", 1).unwrap(), 1);
+    }
+
+    /// wrangler.toml's SESSION_MAX_AGE is the default (12 h), and bounds are checked by name.
+    #[test]
+    fn the_session_max_age_is_12_hours_and_bounded() {
+        let wrangler = include_str!("../wrangler.toml");
+        let value = wrangler
+            .lines()
+            .find_map(|l| l.strip_prefix("SESSION_MAX_AGE = "))
+            .map(|v| v.trim().trim_matches('"').to_owned())
+            .expect("wrangler.toml sets SESSION_MAX_AGE");
+        assert_eq!(value.parse::<i64>(), Ok(DEFAULT_SESSION_MAX_AGE));
+        assert_eq!(DEFAULT_SESSION_MAX_AGE, 12 * 3600);
+        assert_eq!(positive_secs("SESSION_MAX_AGE", 60).unwrap(), 60);
+        for bad in [0, -1, 2_592_001] {
+            let e = positive_secs("SESSION_MAX_AGE", bad).unwrap_err();
+            assert!(e.to_string().contains("SESSION_MAX_AGE"), "{e}");
+        }
     }
 }

@@ -41,6 +41,15 @@ pub(crate) enum AppError {
     /// 500: a bug or a misconfiguration. The message is logged, the caller sees a generic one.
     #[error("{0}")]
     Internal(String),
+    /// A container session that can no longer be used, with its own `error` code: 401
+    /// `session_ended` / `session_expired` / `session_unknown`, 404 `project_not_found`, 403
+    /// `feature_disabled` (docs/contracts.md "Sessions").
+    #[error("{message}")]
+    Session {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -63,6 +72,7 @@ impl AppError {
             AppError::RateLimited(_) => 429,
             AppError::Upstream(_) => 502,
             AppError::Internal(_) => 500,
+            AppError::Session { status, .. } => *status,
         }
     }
 
@@ -79,6 +89,7 @@ impl AppError {
             AppError::RateLimited(_) => "rate_limited",
             AppError::Upstream(_) => "upstream",
             AppError::Internal(_) => "internal",
+            AppError::Session { code, .. } => code,
         }
     }
 

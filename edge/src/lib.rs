@@ -10,12 +10,16 @@
 //! - `POST /sessions {projectId, sessionId?}` (service role): the same snapshot plus a container
 //!   token (HS256, role `fsync_container`, scope `fsync:read`, 15 min) returned as the container's
 //!   env (docs/contracts.md "Container token and env").
-//! - `POST /sessions/refresh` (a still-valid container token): a new token, same scope.
+//! - `POST /sessions/refresh` (a still-valid container token): a new token, same scope, while the
+//!   session is live (fsync.sessions; never past its end).
+//! - `DELETE /sessions/<id>` (service role): ends a session; `POST /sessions/snapshot` (a container
+//!   token): a fresh snapshot for re-hydrating in place (docs/contracts.md "Sessions").
 //!
-//! Every request writes one JSON log line. The modules: `router` (dispatch), `handlers`,
-//! `snapshot` (cut, build, store), `supabase` (PostgREST and Storage as the service role),
-//! `token` (JWTs via jwt-compact), `config`, `error`, `log`. Build with `scripts/build-edge.sh`;
-//! see edge/README.md for running and deploying.
+//! Every request writes one JSON log line and, with the optional `FSYNC_ANALYTICS` binding, one
+//! Workers Analytics Engine data point (docs/operations.md). The modules: `router` (dispatch),
+//! `handlers`, `snapshot` (cut, build, store), `supabase` (PostgREST and Storage as the service
+//! role), `token` (JWTs via jwt-compact), `config`, `error`, `log`. Build with
+//! `scripts/build-edge.sh`; see edge/README.md for running and deploying.
 
 mod config;
 mod error;
@@ -50,6 +54,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     line.status = resp.status_code();
     line.duration_ms = (handlers::now_ms() - started).max(0.0) as u64;
     line.wasm_memory_bytes = log::wasm_memory_bytes();
+    if let Some(point) = line.data_point() {
+        line.analytics_error = log::write_data_point(&env, &point).err();
+    }
     console_log!("{}", line.to_line());
     Ok(resp)
 }

@@ -129,22 +129,46 @@ as $$
   select tests.authenticate_as_claims('{"role": "service_role", "iss": "supabase"}'::jsonb)
 $$;
 
--- Claims of an fs-sync container token (docs/contracts.md "Container token and env").
+-- A live fs-sync container session (fsync.sessions, migrations/*_fsync-sessions.sql) for
+-- project_id, as the edge's POST /sessions records it; nothing when that table or the project
+-- does not exist. Dynamic SQL: this file is applied before the migrations.
+create or replace function tests.open_container_session(session_id text, project_id uuid)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if to_regclass('fsync.sessions') is not null then
+    execute 'insert into fsync.sessions (session_id, project_id, expires_at)
+             select $1, p.id, now() + interval ''1 hour'' from public.projects p where p.id = $2
+             on conflict do nothing'
+      using open_container_session.session_id, open_container_session.project_id;
+  end if;
+end
+$$;
+
+-- Claims of an fs-sync container token (docs/contracts.md "Container token and env"), with a
+-- live session behind them.
 create or replace function tests.container_claims(project_id uuid, scope text default 'fsync:read')
 returns jsonb
-language sql
+language plpgsql
 volatile
 set search_path = ''
 as $$
-  select jsonb_build_object(
+declare
+  v_session_id text := gen_random_uuid()::text;
+begin
+  perform tests.open_container_session(v_session_id, container_claims.project_id);
+  return jsonb_build_object(
     'role', 'fsync_container',
-    'sub', s.session_id,
-    'session_id', s.session_id,
+    'sub', v_session_id,
+    'session_id', v_session_id,
     'project_id', container_claims.project_id,
     'scope', container_claims.scope,
     'iat', extract(epoch from now())::bigint,
-    'exp', extract(epoch from now())::bigint + 900)
-  from (select gen_random_uuid()::text as session_id) s
+    'exp', extract(epoch from now())::bigint + 900);
+end
 $$;
 
 create or replace function tests.authenticate_as_container(project_id uuid, scope text default 'fsync:read')

@@ -75,6 +75,13 @@ export async function startAgent(env, { target, stateDir, args = [], extraEnv = 
     lastLogs,
     get stdout() { return stdout; },
     healthz: () => get('/healthz'),
+    /** GET /healthz parsed: {status, state, reasons} (state 'ready', 'degraded' or 'failing'; null when unreachable). */
+    async health() {
+      const r = await get('/healthz');
+      let body = {};
+      try { body = JSON.parse(r.text); } catch { /* unreachable or not JSON */ }
+      return { status: r.status, state: body.state ?? null, reasons: body.reasons ?? [] };
+    },
     async metrics() {
       const r = await get('/metrics');
       if (r.status !== 200) throw new Error(`agent /metrics: ${r.status}`);

@@ -23,17 +23,19 @@ const FLAG = 'FSYNC_SNAPSHOT_HYDRATION';
 const ASSETS_BUCKET = 'project-assets';
 
 /**
- * fs-sync-dev (`start --port 0 --ready-file …`) on an ephemeral PostgreSQL cluster of its own,
- * resolved once its ready-file is written: {info, proc, pid, stdout, stderr, stop()}. `quiet`: no
- * per-request log lines. `stop()` sends SIGTERM (fs-sync-dev stops its cluster itself) and
- * resolves the exit {code, signal}; SIGKILL after 20 s.
+ * fs-sync-dev (`start --port 0 --ready-file … --ephemeral`) on an ephemeral PostgreSQL cluster of
+ * its own, resolved once its ready-file is written: {info, proc, pid, stdout, stderr, stop()}.
+ * `quiet`: no per-request log lines. `dataDir`: `--data-dir` instead of `--ephemeral` (the
+ * caller owns the folder); `port`: instead of a free one. `stop()` sends SIGTERM (fs-sync-dev
+ * stops its cluster itself) and resolves the exit {code, signal}; SIGKILL after 20 s.
  */
-async function startDevstack({ quiet, timeoutMs = 120_000 }) {
+async function startDevstack({ quiet, timeoutMs = 120_000, dataDir = null, port = 0 }) {
   const dir = mkdtempSync(join(tmpdir(), 'fs-sync-dev-'));
   const readyFile = join(dir, 'ready.json');
   const env = { ...process.env };
   delete env.DATABASE_URL; // always an ephemeral cluster of its own
-  const args = ['start', '--port', '0', '--ready-file', readyFile, ...(quiet ? ['--quiet'] : [])];
+  const args = ['start', '--port', String(port), '--ready-file', readyFile,
+    ...(dataDir ? ['--data-dir', dataDir] : ['--ephemeral']), ...(quiet ? ['--quiet'] : [])];
   const proc = track(spawn(devstackBin(), args, {
     cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
   }));
@@ -77,9 +79,14 @@ async function startDevstack({ quiet, timeoutMs = 120_000 }) {
  *   session(projectId, sessionId?)  POST /sessions on the edge as the orchestrator: {env, body, ms}
  *   sessionLog(sessionId)    the edge's log line for a session, once printed
  *   close()                  stops the worker, then fs-sync-dev; resolves fs-sync-dev's exit {code, signal}
+ *   restartStack()           stops fs-sync-dev and starts it again on the same port and data dir
+ *                            (needs `dataDir` and `port`); the worker keeps running. Resolves the
+ *                            stopped run's exit {code, signal}; `sys.stack`, `sys.info` are the new run's
+ * `dataDir`: fs-sync-dev keeps its data there (`--data-dir`) instead of `--ephemeral`; `port`: its
+ * port instead of a free one.
  */
-export async function startSystem({ edge = true, quiet = true } = {}) {
-  const stack = await startDevstack({ quiet });
+export async function startSystem({ edge = true, quiet = true, dataDir = null, port = 0 } = {}) {
+  let stack = await startDevstack({ quiet, dataDir, port });
   const { info } = stack;
   let worker = null;
   if (edge) {
@@ -130,6 +137,14 @@ export async function startSystem({ edge = true, quiet = true } = {}) {
     async close() {
       await worker?.stop();
       return stack.stop();
+    },
+    async restartStack() {
+      if (!dataDir || !port) throw new Error('restartStack needs startSystem({dataDir, port})');
+      const exit = await stack.stop();
+      stack = await startDevstack({ quiet, dataDir, port });
+      this.stack = stack;
+      this.info = stack.info;
+      return exit;
     },
   };
 }

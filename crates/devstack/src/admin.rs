@@ -116,25 +116,146 @@ fn db_failure(e: &tokio_postgres::Error) -> Response {
     admin_error(status, &fs_sync_pg::db_message(e))
 }
 
-/// A GoTrue-shaped access token for `user_id`.
-pub(crate) fn user_token(app: &App, user_id: &str, email: &str, expires_in: i64) -> (String, i64) {
+/// A user for [`insert_user`].
+pub(crate) struct NewUser {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) email: String,
+    /// GoTrue's `encrypted_password`: a bcrypt hash, or empty for a user with no password (who
+    /// cannot sign in with one).
+    pub(crate) encrypted_password: String,
+    /// The address counts as confirmed (`email_confirmed_at` set), as GoTrue's `email_confirm`.
+    pub(crate) email_confirmed: bool,
+    pub(crate) user_metadata: serde_json::Map<String, Value>,
+}
+
+/// Why [`insert_user`] inserted nothing.
+pub(crate) enum InsertError {
+    /// `unique_email` and the address is registered already.
+    EmailExists,
+    /// No database connection.
+    Pool(PoolError),
+    Db(tokio_postgres::Error),
+}
+
+/// A user row of `auth.users` (alias `u`) as GoTrue serialises its `User` (supabase/auth
+/// `internal/models/user.go`): a JSON object for [`user_json`] to finish. There is no
+/// `auth.identities` here, so `identities` is empty.
+pub(crate) fn user_select() -> String {
+    let ts =
+        |c: &str| format!("to_char(u.{c} at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+    format!(
+        "jsonb_build_object(
+           'id', u.id, 'aud', coalesce(u.aud, ''), 'role', coalesce(u.role, ''),
+           'email', coalesce(u.email, ''), 'email_confirmed_at', {confirmed},
+           'phone', coalesce(u.phone, ''), 'confirmed_at', {confirmed},
+           'last_sign_in_at', {last}, 'app_metadata', coalesce(u.raw_app_meta_data, '{{}}'),
+           'user_metadata', coalesce(u.raw_user_meta_data, '{{}}'), 'identities', '[]'::jsonb,
+           'created_at', {created}, 'updated_at', {updated}, 'is_anonymous', u.is_anonymous)",
+        confirmed = ts("email_confirmed_at"),
+        last = ts("last_sign_in_at"),
+        created = ts("created_at"),
+        updated = ts("updated_at"),
+    )
+}
+
+/// A [`user_select`] value without the timestamps GoTrue omits when unset (`omitempty`).
+pub(crate) fn user_json(mut user: Value) -> Value {
+    if let Some(o) = user.as_object_mut() {
+        for key in ["email_confirmed_at", "confirmed_at", "last_sign_in_at"] {
+            if o.get(key).is_some_and(Value::is_null) {
+                o.remove(key);
+            }
+        }
+    }
+    user
+}
+
+/// Inserts `user` as GoTrue does: as `supabase_auth_admin`, the owner of `auth.users` (no API
+/// role, not even service_role, has a privilege on it), role and aud `authenticated`,
+/// app_metadata `{provider: email, providers: [email]}`, and a confirmed address marked
+/// `email_verified` in user_metadata. With `unique_email`, an address already registered (in any
+/// case) is refused, as GoTrue's admin API refuses it; concurrent inserts of one address are
+/// serialised by a transaction-scoped advisory lock (the table has no unique index here).
+/// Returns the new user as [`user_json`].
+pub(crate) async fn insert_user(
+    app: &App,
+    mut user: NewUser,
+    unique_email: bool,
+) -> Result<Value, InsertError> {
+    if user.email_confirmed {
+        user.user_metadata
+            .insert("email_verified".into(), Value::Bool(true));
+    }
+    let mut conn = app.admin_pool.get().await.map_err(InsertError::Pool)?;
+    let tx = conn.transaction().await.map_err(InsertError::Db)?;
+    tx.batch_execute("set local role supabase_auth_admin")
+        .await
+        .map_err(InsertError::Db)?;
+    if unique_email {
+        tx.execute(
+            "select pg_advisory_xact_lock(hashtext('auth.users email ' || lower($1)))",
+            &[&user.email],
+        )
+        .await
+        .map_err(InsertError::Db)?;
+        let taken = tx
+            .query_opt(
+                "select 1 from auth.users where lower(email) = lower($1) limit 1",
+                &[&user.email],
+            )
+            .await
+            .map_err(InsertError::Db)?;
+        if taken.is_some() {
+            return Err(InsertError::EmailExists);
+        }
+    }
+    let row = tx
+        .query_one(
+            &format!(
+                "insert into auth.users as u (id, aud, role, email, encrypted_password,
+                                              email_confirmed_at, raw_app_meta_data,
+                                              raw_user_meta_data, created_at, updated_at)
+                 values ($1, 'authenticated', 'authenticated', $2, $3,
+                         case when $4 then now() end,
+                         '{{\"provider\": \"email\", \"providers\": [\"email\"]}}', $5, now(), now())
+                 returning {}",
+                user_select()
+            ),
+            &[
+                &user.id,
+                &user.email,
+                &user.encrypted_password,
+                &user.email_confirmed,
+                &Value::Object(user.user_metadata),
+            ],
+        )
+        .await
+        .map_err(InsertError::Db)?;
+    tx.commit().await.map_err(InsertError::Db)?;
+    Ok(user_json(row.get(0)))
+}
+
+/// A GoTrue-shaped access token (supabase/auth `AccessTokenClaims`) for `user` (a
+/// [`user_json`]), valid `expires_in` seconds: `(token, exp)`.
+pub(crate) fn user_token(app: &App, user: &Value, expires_in: i64) -> (String, i64) {
     let now = jwt::now();
     let exp = now + expires_in;
+    let field = |k: &str| user.get(k).cloned().unwrap_or(Value::Null);
     let claims = json!({
         "iss": format!("{}/auth/v1", app.info.api_url),
-        "sub": user_id,
-        "aud": "authenticated",
+        "sub": field("id"),
+        "aud": field("aud"),
         "exp": exp,
         "iat": now,
-        "email": email,
-        "phone": "",
-        "app_metadata": {"provider": "email", "providers": ["email"]},
-        "user_metadata": {},
-        "role": "authenticated",
+        "email": field("email"),
+        "phone": field("phone"),
+        "app_metadata": field("app_metadata"),
+        "user_metadata": field("user_metadata"),
+        "role": field("role"),
         "aal": "aal1",
         "amr": [{"method": "password", "timestamp": now}],
         "session_id": uuid::Uuid::new_v4().to_string(),
-        "is_anonymous": false,
+        "is_anonymous": field("is_anonymous"),
     });
     (jwt::sign(&claims, &app.info.jwt_secret), exp)
 }
@@ -146,27 +267,22 @@ async fn create_user(State(app): State<Arc<App>>, Body(body): Body) -> Answer {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{id}@example.test"));
-    let mut conn = app.admin_pool.get().await.map_err(|e| no_connection(&e))?;
-    // As GoTrue writes it: as supabase_auth_admin, the owner of auth.users (no API role, not
-    // even service_role, has a privilege on it).
-    let tx = conn.transaction().await.map_err(|e| db_failure(&e))?;
-    tx.batch_execute("set local role supabase_auth_admin")
-        .await
-        .map_err(|e| db_failure(&e))?;
-    tx.execute(
-        "insert into auth.users (id, aud, role, email, email_confirmed_at, raw_app_meta_data,
-                                     raw_user_meta_data, created_at, updated_at)
-             values ($1, 'authenticated', 'authenticated', $2, now(),
-                     '{\"provider\": \"email\", \"providers\": [\"email\"]}', '{}', now(), now())",
-        &[&id, &email],
-    )
-    .await
-    .map_err(|e| db_failure(&e))?;
-    tx.commit().await.map_err(|e| db_failure(&e))?;
-    let (token, exp) = user_token(&app, &id.to_string(), &email, 3600);
+    let user = NewUser {
+        id,
+        email,
+        encrypted_password: String::new(),
+        email_confirmed: true,
+        user_metadata: serde_json::Map::new(),
+    };
+    let user = insert_user(&app, user, false).await.map_err(|e| match e {
+        InsertError::Pool(e) => no_connection(&e),
+        InsertError::Db(e) => db_failure(&e),
+        InsertError::EmailExists => unreachable!("unique_email is false"),
+    })?;
+    let (token, exp) = user_token(&app, &user, 3600);
     Ok(http::json_response(
         StatusCode::CREATED,
-        &json!({"id": id, "email": email, "access_token": token, "expires_at": exp}),
+        &json!({"id": user["id"], "email": user["email"], "access_token": token, "expires_at": exp}),
     ))
 }
 
@@ -192,18 +308,13 @@ async fn token(State(app): State<Arc<App>>, Body(body): Body) -> Answer {
     let conn = app.admin_pool.get().await.map_err(|e| no_connection(&e))?;
     let row = conn
         .query_opt(
-            "select coalesce(email, '') from auth.users where id = $1",
+            &format!("select {} from auth.users u where id = $1", user_select()),
             &[&user_id],
         )
         .await
         .map_err(|e| db_failure(&e))?
         .ok_or_else(|| admin_error(StatusCode::NOT_FOUND, &format!("user {user_id} not found")))?;
-    let (token, exp) = user_token(
-        &app,
-        &user_id.to_string(),
-        &row.get::<_, String>(0),
-        expires_in,
-    );
+    let (token, exp) = user_token(&app, &user_json(row.get(0)), expires_in);
     Ok(http::json_response(
         StatusCode::OK,
         &json!({"access_token": token, "expires_at": exp}),

@@ -14,7 +14,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use crate::jwt::{self, Claims, JwtError};
-use crate::{admin, realtime, rest, storage, App};
+use crate::{admin, auth, realtime, rest, storage, App};
 
 /// The role a request ran as, put into response extensions for the request log.
 #[derive(Clone)]
@@ -46,6 +46,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         )
         .route("/storage/v1/object/{bucket}", delete(storage::remove))
         .route("/realtime/v1/websocket", get(realtime::websocket))
+        .merge(auth::routes())
         .merge(admin::routes(app.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(512 << 20))

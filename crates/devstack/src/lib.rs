@@ -13,12 +13,17 @@
 //! - `/realtime/v1/websocket`: Phoenix channels (protocol 1.0.0 and 2.0.0 with binary
 //!   broadcast frames), private-channel authorization as Realtime does it, and delivery of
 //!   committed `realtime.messages` rows in commit order.
+//! - `/auth/v1/…`: Supabase Auth's (GoTrue's) admin user creation and deletion and the password
+//!   grant, as supabase-js's `auth.admin.createUser`, `auth.admin.deleteUser` and
+//!   `auth.signInWithPassword` call them; passwords kept as bcrypt hashes in `auth.users`.
 //! - `/admin/v1/…` (service-role key only): create users, mint access tokens, create projects,
 //!   inject faults (drop websockets, pause or resume delivery) and count what delivery did.
 //!
 //! [`DevStack::start`] starts PostgreSQL (an ephemeral cluster, or `DATABASE_URL`), creates a
 //! database with the local Supabase base and fs-sync's migrations, and serves; tests use it
-//! in-process on port 0:
+//! in-process on port 0. With [`Options::data_dir`] it keeps its cluster, keys and Storage
+//! objects in that folder instead and continues from them on the next start (see
+//! [`DataDirInfo`]):
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), fs_sync_dev::Error> {
@@ -33,6 +38,8 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+mod auth;
+mod datadir;
 mod http;
 mod jwt;
 mod pool;
@@ -49,6 +56,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::watch;
 
+pub use datadir::DataDirInfo;
 pub use jwt::JwtError;
 
 /// What can go wrong starting the stack.
@@ -92,9 +100,16 @@ pub struct Options {
     pub port: u16,
     /// The database.
     pub database: DatabaseSource,
-    /// Where uploaded objects are kept (default: a temporary folder removed at shutdown).
+    /// Where uploaded objects are kept (default: `<data_dir>/storage`, else a temporary folder
+    /// removed at shutdown).
     pub storage_dir: Option<PathBuf>,
-    /// The JWT secret (default: 48 random characters, new for every start).
+    /// Keep the data in this folder and continue from it on the next start: a PostgreSQL cluster
+    /// of its own (shut down cleanly by [`DevStack::shutdown`]; `DATABASE_URL` is not consulted),
+    /// the keys and the Storage objects. A folder already in use by another stack is refused.
+    /// Needs [`DatabaseSource::Auto`]. Default: none, everything ephemeral.
+    pub data_dir: Option<PathBuf>,
+    /// The JWT secret (default: 48 random characters, new for every start; with a data dir,
+    /// the one it keeps, and a different one is refused).
     pub jwt_secret: Option<String>,
     /// Write one JSON line per request to stderr (default true).
     pub request_log: bool,
@@ -107,6 +122,7 @@ impl Default for Options {
             port: 54321,
             database: DatabaseSource::Auto,
             storage_dir: None,
+            data_dir: None,
             jwt_secret: None,
             request_log: true,
         }
@@ -152,41 +168,63 @@ pub struct DevStack {
     janitor_task: tokio::task::JoinHandle<()>,
     remove_storage: bool,
     drop_database: Option<(tokio_postgres::Config, String)>,
+    postgres: Option<Arc<datadir::PgServer>>,
+    data_dir: Option<DataDirInfo>,
 }
 
 impl DevStack {
     /// Prepares the database, binds the port and starts serving.
     pub async fn start(options: Options) -> Result<DevStack, Error> {
-        let db = setup::prepare(&options.database).await?;
+        let fresh = new_keys(options.jwt_secret.clone().unwrap_or_else(random_secret));
+        let Some(dir) = &options.data_dir else {
+            let db = setup::prepare(&options.database).await?;
+            return DevStack::serve(options, db, fresh, None).await;
+        };
+        if !matches!(options.database, DatabaseSource::Auto) {
+            return Err(Error::Config(
+                "a data dir keeps its own PostgreSQL cluster: it cannot serve an existing \
+                 database (DatabaseSource::Existing)"
+                    .into(),
+            ));
+        }
+        let opened = datadir::open(dir, options.jwt_secret.as_deref(), fresh).await?;
+        let server = opened.server.clone();
+        let persisted = Persisted {
+            storage_dir: opened.storage_dir,
+            server: opened.server,
+            info: opened.info,
+        };
+        match DevStack::serve(options, opened.db, opened.keys, Some(persisted)).await {
+            Ok(stack) => Ok(stack),
+            Err(e) => {
+                datadir::stop(server).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn serve(
+        options: Options,
+        db: setup::Database,
+        keys: datadir::Keys,
+        persisted: Option<Persisted>,
+    ) -> Result<DevStack, Error> {
         let listener = tokio::net::TcpListener::bind((options.bind, options.port)).await?;
         let addr = listener.local_addr()?;
         let api_url = match addr.ip() {
             IpAddr::V6(ip) => format!("http://[{ip}]:{}", addr.port()),
             IpAddr::V4(ip) => format!("http://{ip}:{}", addr.port()),
         };
-        let jwt_secret = options.jwt_secret.clone().unwrap_or_else(random_secret);
-        let now = jwt::now();
-        let ten_years = 10 * 365 * 24 * 3600;
-        let key = |role: &str| {
-            jwt::sign(
-                &serde_json::json!({
-                    "iss": "supabase-demo",
-                    "role": role,
-                    "iat": now,
-                    "exp": now + ten_years,
-                }),
-                &jwt_secret,
-            )
-        };
         let info = ReadyInfo {
             api_url,
-            anon_key: key("anon"),
-            service_role_key: key("service_role"),
-            jwt_secret: jwt_secret.clone(),
+            anon_key: keys.anon_key,
+            service_role_key: keys.service_role_key,
+            jwt_secret: keys.jwt_secret,
             db_url: db.url.clone(),
         };
-        let (storage_dir, remove_storage) = match &options.storage_dir {
-            Some(d) => (d.clone(), false),
+        let kept_storage = persisted.as_ref().map(|p| p.storage_dir.clone());
+        let (storage_dir, remove_storage) = match options.storage_dir.clone().or(kept_storage) {
+            Some(d) => (d, false),
             None => (
                 {
                     fs_sync_pg::sweep_orphaned_temp_dirs("fs-sync-dev-storage-");
@@ -250,7 +288,15 @@ impl DevStack {
             janitor_task,
             remove_storage,
             drop_database: db.drop_on_shutdown,
+            postgres: persisted.as_ref().map(|p| p.server.clone()),
+            data_dir: persisted.map(|p| p.info),
         })
+    }
+
+    /// The data dir and what this start applied to it ([`Options::data_dir`]); `None` when
+    /// ephemeral.
+    pub fn data_dir(&self) -> Option<&DataDirInfo> {
+        self.data_dir.as_ref()
     }
 
     /// URLs and keys.
@@ -274,8 +320,9 @@ impl DevStack {
     }
 
     /// Stops accepting, closes every websocket (close frame 1001), waits for in-flight
-    /// requests, and releases the database connections. The PostgreSQL cluster itself (when
-    /// this process started it) stops when the process exits.
+    /// requests, and releases the database connections. A data dir's cluster is then shut down
+    /// cleanly and the dir released; an ephemeral cluster (when this process started it) stops
+    /// when the process exits.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         self.app.hub.close_all();
@@ -292,6 +339,39 @@ impl DevStack {
         if let Some((server, name)) = &self.drop_database {
             setup::drop_database(server, name).await;
         }
+        if let Some(server) = self.postgres {
+            datadir::stop(server).await;
+        }
+    }
+}
+
+/// What a data dir contributes to a running stack.
+struct Persisted {
+    storage_dir: PathBuf,
+    server: Arc<datadir::PgServer>,
+    info: DataDirInfo,
+}
+
+/// A secret and the anon and service-role keys signed with it (valid ten years, as the Supabase
+/// CLI's are long-lived).
+fn new_keys(jwt_secret: String) -> datadir::Keys {
+    let now = jwt::now();
+    let ten_years = 10 * 365 * 24 * 3600;
+    let key = |role: &str| {
+        jwt::sign(
+            &serde_json::json!({
+                "iss": "supabase-demo",
+                "role": role,
+                "iat": now,
+                "exp": now + ten_years,
+            }),
+            &jwt_secret,
+        )
+    };
+    datadir::Keys {
+        anon_key: key("anon"),
+        service_role_key: key("service_role"),
+        jwt_secret,
     }
 }
 

@@ -7,16 +7,26 @@ use anyhow::{bail, Context as _};
 use fs_sync_dev::{DevStack, Options};
 
 const USAGE: &str = "\
-usage: fs-sync-dev start [--port N] [--ready-file PATH] [--storage-dir DIR] [--quiet]
+usage: fs-sync-dev start [--data-dir DIR | --ephemeral] [--port N] [--ready-file PATH]
+                         [--storage-dir DIR] [--quiet]
 
-Starts PostgreSQL (an ephemeral cluster, or the server in DATABASE_URL), applies the local
-Supabase base and fs-sync's migrations, and serves /rest/v1, /storage/v1, /realtime/v1 and
-/admin/v1 on one port until Ctrl-C or SIGTERM.
+Starts PostgreSQL, applies the local Supabase base and fs-sync's migrations, and serves
+/rest/v1, /storage/v1, /realtime/v1 and /admin/v1 on one port until Ctrl-C or SIGTERM.
 
+  --data-dir DIR     keep the data in DIR and continue from it on the next start: a PostgreSQL
+                     cluster of its own (shut down cleanly at stop), the JWT secret and the anon
+                     and service_role keys (so issued tokens stay valid), the Storage objects.
+                     Migrations added since the last start are applied; an applied migration
+                     that changed is refused. A DIR in use by another fs-sync-dev is refused.
+                     Default: .fs-sync-dev/ in the repository (git-ignored)
+  --ephemeral        keep nothing: a new cluster (or a new database on the server in
+                     DATABASE_URL, dropped at exit), a new JWT secret and new keys every start;
+                     what the tests and the demo use
   --port N           port to listen on (default 54321; 0 picks a free port)
   --ready-file PATH  once ready, write {api_url, anon_key, service_role_key, jwt_secret, db_url}
                      as JSON to PATH
-  --storage-dir DIR  keep uploaded objects in DIR (default: a temporary folder)
+  --storage-dir DIR  keep uploaded objects in DIR (default: DIR/storage of the data dir, or a
+                     temporary folder when ephemeral)
   --quiet            no per-request log lines on stderr
 ";
 
@@ -24,6 +34,8 @@ struct Args {
     port: u16,
     ready_file: Option<PathBuf>,
     storage_dir: Option<PathBuf>,
+    /// `None`: `--ephemeral`.
+    data_dir: Option<PathBuf>,
     quiet: bool,
 }
 
@@ -38,8 +50,10 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
         port: 54321,
         ready_file: None,
         storage_dir: None,
+        data_dir: None,
         quiet: false,
     };
+    let mut ephemeral = false;
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
         match a.as_str() {
@@ -49,11 +63,28 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
             }
             "--ready-file" => args.ready_file = Some(value("--ready-file")?.into()),
             "--storage-dir" => args.storage_dir = Some(value("--storage-dir")?.into()),
+            "--data-dir" => args.data_dir = Some(value("--data-dir")?.into()),
+            "--ephemeral" => ephemeral = true,
             "--quiet" => args.quiet = true,
             "-h" | "--help" => return Ok(None),
             other => bail!("unknown option {other:?}\n\n{USAGE}"),
         }
     }
+    if ephemeral {
+        if args.data_dir.is_some() {
+            bail!("--data-dir and --ephemeral exclude each other");
+        }
+        return Ok(Some(args));
+    }
+    if std::env::var_os("DATABASE_URL").is_some_and(|u| !u.is_empty()) {
+        bail!(
+            "DATABASE_URL is set, but a data dir keeps its own PostgreSQL cluster: pass \
+             --ephemeral to use the server in DATABASE_URL (a new database, dropped at exit), or \
+             unset DATABASE_URL"
+        );
+    }
+    args.data_dir
+        .get_or_insert_with(|| fs_sync_pg::repo_root().join(".fs-sync-dev"));
     Ok(Some(args))
 }
 
@@ -90,6 +121,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let options = Options {
         port: args.port,
         storage_dir: args.storage_dir,
+        data_dir: args.data_dir,
         request_log: !args.quiet,
         ..Options::default()
     };
@@ -110,8 +142,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
          \x20        anon key: {anon}\n\
          service_role key: {service}\n\n\
          Admin (service_role key): POST {api}/admin/v1/users {{\"email\"}}, /admin/v1/token, \
-         /admin/v1/projects, /admin/v1/members, /admin/v1/faults/*\n\
-         Press Ctrl-C to stop.",
+         /admin/v1/projects, /admin/v1/members, /admin/v1/faults/*",
         api = info.api_url,
         ws = info.api_url.replacen("http", "ws", 1),
         db = info.db_url,
@@ -119,6 +150,30 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         anon = info.anon_key,
         service = info.service_role_key,
     );
+    match stack.data_dir() {
+        Some(d) => println!(
+            "\nData dir: {} ({}). Kept across restarts; --ephemeral keeps nothing.",
+            d.path.display(),
+            if d.created {
+                format!(
+                    "created: the local base and {} migrations applied",
+                    d.migrations_applied.len()
+                )
+            } else {
+                let applied: Vec<String> = (d.base_applied.iter())
+                    .map(|f| format!("local base {f}"))
+                    .chain(d.migrations_applied.iter().cloned())
+                    .collect();
+                if applied.is_empty() {
+                    "reused: no new migrations".to_owned()
+                } else {
+                    format!("reused: applied {}", applied.join(", "))
+                }
+            }
+        ),
+        None => println!("\nEphemeral: the database, keys and objects are gone at exit."),
+    }
+    println!("Press Ctrl-C to stop.");
     if let Some(path) = &args.ready_file {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&info)?)

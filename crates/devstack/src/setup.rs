@@ -84,7 +84,7 @@ pub(crate) async fn prepare(source: &DatabaseSource) -> Result<Database, Error> 
 
 /// The same server and database, logging in as `authenticator` (trusted locally, as the
 /// ephemeral cluster is; a password-protected server needs `PGPASSWORD`-free trust for it).
-fn as_authenticator(admin: &Config) -> Config {
+pub(crate) fn as_authenticator(admin: &Config) -> Config {
     let mut c = Config::new();
     c.user("authenticator");
     if let Some(db) = admin.get_dbname() {

@@ -1,5 +1,5 @@
-//! The binary: `start` prints what a developer needs, writes the ready file, and on SIGTERM
-//! exits 0 leaving no PostgreSQL behind.
+//! The binary: `start --ephemeral` prints what a developer needs, writes the ready file, and on
+//! SIGTERM exits 0 leaving no PostgreSQL behind.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,7 +23,14 @@ fn sigterm_stops_everything() {
     std::fs::create_dir_all(&dir).unwrap();
     let ready = dir.join("ready.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_fs-sync-dev"))
-        .args(["start", "--port", "0", "--quiet", "--ready-file"])
+        .args([
+            "start",
+            "--ephemeral",
+            "--port",
+            "0",
+            "--quiet",
+            "--ready-file",
+        ])
         .arg(&ready)
         .env_remove("DATABASE_URL")
         .stdout(Stdio::piped())

@@ -1,6 +1,7 @@
 //! The agent's supervisor: join, hydrate (or resume), then follow the change log while serving
-//! readiness, refreshing the token, forwarding signals and running the dev server (`--exec`).
-//! Following is [`crate::driver`]'s, the folder [`crate::mirror`]'s.
+//! health, refreshing the token, re-hydrating in place when the log no longer holds the position,
+//! forwarding signals and running the dev server (`--exec`). Following is [`crate::driver`]'s,
+//! the folder [`crate::mirror`]'s, health [`crate::health`]'s.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,11 +15,15 @@ use tokio::time::Instant;
 
 use crate::api::Api;
 use crate::config::Config;
-use crate::driver::Driver;
+use crate::driver::{Driver, NeedsRehydrate};
+use crate::health::{is_disk_full, HealthConfig, Monitor, Observation};
 use crate::log::{redact_url, Logger};
 use crate::metrics::Metrics;
-use crate::mirror::{Mirror, JOURNAL_MAX};
+use crate::mirror::{self, Mirror, Prepared, JOURNAL_MAX};
 use crate::realtime::{self, RtCommand, RtConfig, RtEvent};
+
+/// The PATH the `--exec` command gets when the agent has none (Docker's default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// How a run ended.
 #[derive(Debug)]
@@ -110,6 +115,14 @@ impl Agent {
             listener,
             metrics_addr,
         } = self;
+        let health = Monitor::new(
+            HealthConfig {
+                realtime_intervals: config.health_realtime_intervals,
+                max_behind: config.health_max_behind,
+            },
+            metrics.clone(),
+            logger.clone(),
+        );
         let token = Arc::new(RwLock::new(config.token.clone()));
         let api = Api::new(
             &config.supabase_url,
@@ -117,6 +130,7 @@ impl Agent {
             config.edge_url.as_deref(),
             &config.project_id,
             token.clone(),
+            health.clone(),
         );
         let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -126,9 +140,11 @@ impl Agent {
             tasks: Vec::new(),
         };
         if let Some(l) = listener {
-            guard
-                .tasks
-                .push(tokio::spawn(crate::http::serve(l, metrics.clone())));
+            guard.tasks.push(tokio::spawn(crate::http::serve(
+                l,
+                metrics.clone(),
+                health.clone(),
+            )));
         }
         logger.info(
             "agent.start",
@@ -163,8 +179,14 @@ impl Agent {
         loop {
             tokio::select! {
                 m = ev_rx.recv() => match m {
-                    Some(RtEvent::Joined) => break,
-                    Some(m) => buffered.push(m),
+                    Some(RtEvent::Joined) => {
+                        health.observe(Observation::Joined);
+                        break;
+                    }
+                    Some(m) => {
+                        observe_realtime(&health, &m);
+                        buffered.push(m);
+                    }
                     None => bail!("the realtime task ended"),
                 },
                 _ = tokio::time::sleep_until(deadline) => {
@@ -181,7 +203,13 @@ impl Agent {
         }
 
         // 2. Resume from state, or hydrate from the snapshot.
-        let mut mirror = Mirror::new(&config, api.clone(), logger.clone(), metrics.clone());
+        let mut mirror = Mirror::new(
+            &config,
+            api.clone(),
+            logger.clone(),
+            metrics.clone(),
+            health.clone(),
+        );
         let resumed = tokio::select! {
             r = mirror.resume_or_hydrate(&config) => r?,
             sig = recv_signal(&mut signals, &mut signals_open) => {
@@ -218,10 +246,55 @@ impl Agent {
             );
         }
         let mut ready = false;
+        let mut healthy = false;
+        let mut rehydration: Option<Rehydration> = None;
+        // Re-hydrations since the agent was last settled: a snapshot the log cannot follow on
+        // from (one older than the oldest kept event) must not make it ask again and again.
+        let mut rehydrations_in_a_row = 0u32;
         let mut child: Option<tokio::process::Child> = None;
         loop {
-            driver.run(&mut mirror).await?;
-            if driver.caught_up() {
+            if rehydration.is_none() {
+                if let Err(NeedsRehydrate(reason)) = driver.run(&mut mirror).await {
+                    if config.edge_url.is_none() {
+                        bail!(NeedsRehydrate(reason));
+                    }
+                    Metrics::inc(&metrics.rehydrations);
+                    logger.warn(
+                        "rehydrate.start",
+                        "the change log no longer holds this folder's position; re-hydrating in \
+                         place from a fresh snapshot",
+                        json!({"reason": reason, "seq": mirror.applied()}),
+                    );
+                    health.observe(Observation::Hydrating(format!(
+                        "re-hydrating from a fresh snapshot: {reason}"
+                    )));
+                    healthy = false;
+                    rehydrations_in_a_row += 1;
+                    let wait = (rehydrations_in_a_row > 1)
+                        .then(|| realtime::backoff(rehydrations_in_a_row - 1, realtime::jitter()));
+                    rehydration = Some(Rehydration {
+                        task: None,
+                        attempts: 0,
+                        retry_at: wait.map(|w| Instant::now() + w),
+                    });
+                }
+            }
+            health.observe(Observation::Applied(mirror.applied()));
+            if let Some(r) = &mut rehydration {
+                if r.task.is_none() && r.retry_at.is_none_or(|at| at <= Instant::now()) {
+                    let paths = mirror::RehydratePaths {
+                        root: config.target.clone(),
+                        state_dir: config.state_dir.clone(),
+                        project_id: config.project_id.clone(),
+                        limits: config.limits.clone(),
+                    };
+                    r.task = Some(tokio::spawn(mirror::prepare_rehydration(
+                        api.clone(),
+                        paths,
+                    )));
+                    r.retry_at = None;
+                }
+            } else if driver.caught_up() {
                 // After catching up, so only files no later event rewrote are fetched.
                 if mirror.repair_due && !mirror.suspects.is_empty() {
                     mirror.repair_due = false;
@@ -241,15 +314,26 @@ impl Agent {
             if mirror.dirty || mirror.journal_lines >= JOURNAL_MAX {
                 mirror.save_state().await;
             }
-            if !ready && driver.caught_up() && mirror.suspects.is_empty() {
+            let settled = rehydration.is_none() && driver.caught_up() && mirror.suspects.is_empty();
+            if settled && !healthy {
+                healthy = true;
+                rehydrations_in_a_row = 0;
+                health.observe(Observation::Hydrated);
+            }
+            if !ready && settled {
                 ready = true;
                 let secs = started.elapsed().as_secs_f64();
                 metrics.set_ready(secs);
+                let cold_start = cold_start_seconds(&config.token);
+                if let Some(c) = cold_start {
+                    metrics.set_cold_start(c);
+                }
                 logger.info(
                     "ready",
                     "hydrated and caught up",
-                    json!({"hydrate_seconds": secs, "files": mirror.heads.len(),
-                           "seq": mirror.applied(), "resumed": resumed}),
+                    json!({"hydrate_seconds": secs, "cold_start_seconds": cold_start,
+                           "files": mirror.heads.len(), "seq": mirror.applied(),
+                           "resumed": resumed}),
                 );
                 if let Some(cmd) = &config.exec {
                     child = Some(spawn_child(cmd, &config.target)?);
@@ -260,23 +344,52 @@ impl Agent {
                     );
                 }
             }
+            let following = rehydration.is_none();
+            let retry_at = rehydration.as_ref().and_then(|r| r.retry_at);
             tokio::select! {
                 m = ev_rx.recv() => {
                     let Some(m) = m else { bail!("the realtime task ended") };
+                    observe_realtime(&health, &m);
                     driver.handle(m);
                     // Take everything already queued before applying: bursts become batches.
                     while let Ok(m) = ev_rx.try_recv() {
+                        observe_realtime(&health, &m);
                         driver.handle(m);
                     }
                 }
-                _ = sleep_opt(driver.wakeup()) => {}
+                _ = sleep_opt(driver.wakeup()), if following => {}
                 _ = housekeeping.tick() => {
                     mirror.repair_due = true;
                     mirror.stale_due = true;
                     if mirror.journal_lines > 0 {
                         mirror.dirty = true;
                     }
+                    health.observe(Observation::Applied(mirror.applied()));
+                    health.tick();
                 }
+                prepared = join_opt(rehydration.as_mut().and_then(|r| r.task.as_mut())) => {
+                    let r = rehydration.as_mut().expect("a task runs only while re-hydrating");
+                    r.task = None;
+                    match prepared {
+                        Ok(prepared) => {
+                            let seq = mirror.adopt(prepared).await?;
+                            driver.reset(seq);
+                            rehydration = None;
+                        }
+                        Err(e) => {
+                            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(is_disk_full)) {
+                                health.observe(Observation::DiskFull(format!("{e:#}")));
+                            }
+                            r.attempts += 1;
+                            let retry = realtime::backoff(r.attempts, realtime::jitter());
+                            r.retry_at = Some(Instant::now() + retry);
+                            logger.warn("rehydrate.retry", "re-hydration failed; retrying",
+                                json!({"error": format!("{e:#}"), "attempt": r.attempts,
+                                       "retry_in_ms": retry.as_millis() as u64}));
+                        }
+                    }
+                }
+                _ = sleep_opt(retry_at) => {}
                 _ = sleep_opt(refresh_at) => {
                     match api.refresh().await {
                         Ok(r) => {
@@ -285,6 +398,9 @@ impl Agent {
                             Metrics::inc(&metrics.token_refreshes);
                             token_exp = r.expires_at;
                             refresh_at = refresh_time(token_exp, true);
+                            // Use the new token at once, so a token the server refuses shows
+                            // within an interval.
+                            driver.catch_up_now();
                             logger.info("token.refreshed", "container token refreshed through the edge",
                                 json!({"expires_at": token_exp.map(rfc3339)}));
                         }
@@ -324,6 +440,54 @@ impl Agent {
                 }
             }
         }
+    }
+}
+
+/// A re-hydration in progress: the network part runs as its own task (aborted if the run ends
+/// first); failed attempts are retried with core's backoff.
+struct Rehydration {
+    task: Option<tokio::task::JoinHandle<anyhow::Result<Prepared>>>,
+    attempts: u32,
+    retry_at: Option<Instant>,
+}
+
+impl Drop for Rehydration {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+/// What the realtime connection's news means for health.
+fn observe_realtime(health: &Monitor, m: &RtEvent) {
+    match m {
+        RtEvent::Joined => health.observe(Observation::Joined),
+        RtEvent::Down(reason) => health.observe(Observation::Down(reason.clone())),
+        RtEvent::Event(_) => {}
+    }
+}
+
+/// Seconds from the container token's `iat` (when the edge created the session) to now; the
+/// token is only decoded for the timestamp, not verified.
+fn cold_start_seconds(token: &str) -> Option<f64> {
+    let iat = crate::config::jwt_claims(token)?.get("iat")?.as_f64()?;
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    Some((now - iat).max(0.0))
+}
+
+async fn join_opt(
+    task: Option<&mut tokio::task::JoinHandle<anyhow::Result<Prepared>>>,
+) -> anyhow::Result<Prepared> {
+    match task {
+        Some(t) => match t.await {
+            Ok(r) => r,
+            Err(e) => Err(anyhow::anyhow!("the re-hydration task failed: {e}")),
+        },
+        None => std::future::pending().await,
     }
 }
 
@@ -382,7 +546,11 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 fn spawn_child(cmd: &str, dir: &Path) -> anyhow::Result<tokio::process::Child> {
-    let mut c = tokio::process::Command::new("sh");
+    // /bin/sh by path, and a default PATH for the command, so the agent needs none itself.
+    let mut c = tokio::process::Command::new("/bin/sh");
+    if std::env::var_os("PATH").is_none() {
+        c.env("PATH", DEFAULT_PATH);
+    }
     c.arg("-c")
         .arg(cmd)
         .current_dir(dir)

@@ -1,5 +1,6 @@
 //! The HTTP calls the container token may make: PostgREST read RPCs, Storage object reads, and the
-//! edge's token refresh.
+//! edge's token refresh and re-hydration snapshot. Whether the RPCs and the edge accept the token
+//! is reported to the health monitor as each answer comes.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -7,6 +8,8 @@ use std::time::{Duration, SystemTime};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+use crate::health::{AuthSource, Monitor, Observation};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,17 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The credential was refused (401/403 and their PostgREST codes), as core classifies it.
+    pub(crate) fn is_unauthorized(&self) -> bool {
+        match self {
+            ApiError::Status { status, code, .. } => {
+                fs_sync_core::ErrorKind::from_response(code.as_deref(), *status)
+                    == fs_sync_core::ErrorKind::Unauthorized
+            }
+            _ => false,
+        }
+    }
+
     /// Storage refused or does not have the object (403/404 and their 400 wrappers).
     pub(crate) fn is_denied(&self) -> bool {
         matches!(self, ApiError::Status { status, .. } if matches!(status, 400 | 401 | 403 | 404))
@@ -79,6 +93,19 @@ pub(crate) struct FileRow {
     pub(crate) is_deleted: bool,
 }
 
+/// A fresh (or reused) snapshot of the session's project from the edge, as fs-sync-edge's
+/// `SnapshotInfo` (`POST /sessions/snapshot` answers `{snapshot: …}`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SnapshotInfo {
+    pub(crate) snapshot_id: String,
+    pub(crate) signed_url: String,
+    pub(crate) sha256: String,
+    pub(crate) as_of_seq: u64,
+    #[serde(default)]
+    pub(crate) reused: bool,
+}
+
 /// A new container token from the edge.
 #[derive(Debug)]
 pub(crate) struct Refreshed {
@@ -94,6 +121,7 @@ pub(crate) struct Api {
     edge: Option<String>,
     project_id: String,
     token: Arc<RwLock<String>>,
+    health: Arc<Monitor>,
 }
 
 impl Api {
@@ -103,6 +131,7 @@ impl Api {
         edge: Option<&str>,
         project_id: &str,
         token: Arc<RwLock<String>>,
+        health: Arc<Monitor>,
     ) -> Api {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -117,7 +146,20 @@ impl Api {
             edge: edge.map(str::to_owned),
             project_id: project_id.to_owned(),
             token,
+            health,
         }
+    }
+
+    /// Tells the health monitor whether `source` accepted the token.
+    fn report<T>(&self, source: AuthSource, r: Result<T, ApiError>) -> Result<T, ApiError> {
+        match &r {
+            Ok(_) => self.health.observe(Observation::AuthOk(source)),
+            Err(e) if e.is_unauthorized() => self
+                .health
+                .observe(Observation::AuthRefused(source, e.to_string())),
+            Err(_) => {}
+        }
+        r
     }
 
     pub(crate) fn client(&self) -> &reqwest::Client {
@@ -129,6 +171,11 @@ impl Api {
     }
 
     async fn rpc<T: DeserializeOwned>(&self, f: &str, body: Value) -> Result<T, ApiError> {
+        let r = self.rpc_once(f, body).await;
+        self.report(AuthSource::Rpc, r)
+    }
+
+    async fn rpc_once<T: DeserializeOwned>(&self, f: &str, body: Value) -> Result<T, ApiError> {
         let what = format!("rpc {f}");
         let resp = self
             .http
@@ -190,10 +237,12 @@ impl Api {
                 json!({"project_uuid": self.project_id}),
             )
             .await?;
-        v["seq"].as_u64().ok_or_else(|| ApiError::Protocol {
+        let seq = v["seq"].as_u64().ok_or_else(|| ApiError::Protocol {
             what: "rpc get_project_sync_state".into(),
             message: format!("no seq in {v}"),
-        })
+        })?;
+        self.health.observe(Observation::Position(seq));
+        Ok(seq)
     }
 
     /// The bytes of a Storage object, `storage_path` being `<bucket>/<object path>`.
@@ -239,28 +288,33 @@ impl Api {
         Ok(bytes.to_vec())
     }
 
-    /// `POST {EDGE_URL}/sessions/refresh` with the current token.
-    pub(crate) async fn refresh(&self) -> Result<Refreshed, ApiError> {
-        let what = "token refresh".to_owned();
+    /// `POST {EDGE_URL}<path>` with the current token and an empty JSON body: the answer's JSON.
+    async fn edge_post(&self, what: &str, path: &str) -> Result<Value, ApiError> {
+        let r = self.edge_post_once(what, path).await;
+        self.report(AuthSource::Edge, r)
+    }
+
+    async fn edge_post_once(&self, what: &str, path: &str) -> Result<Value, ApiError> {
         let Some(edge) = &self.edge else {
             return Err(ApiError::Protocol {
-                what,
+                what: what.to_owned(),
                 message: "EDGE_URL is not set".into(),
             });
         };
         let resp = self
             .http
-            .post(format!("{edge}/sessions/refresh"))
+            .post(format!("{edge}{path}"))
             .bearer_auth(self.token())
             .header("Content-Type", "application/json")
             .body("{}")
             .send()
             .await
-            .map_err(|e| transport(&what, e))?;
+            .map_err(|e| transport(what, e))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| transport(&what, e))?;
+        let bytes = resp.bytes().await.map_err(|e| transport(what, e))?;
         let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if !status.is_success() {
+            // fs-sync-edge's errors are {error: {code, message}}.
             let message = v["error"]["message"]
                 .as_str()
                 .or(v["message"].as_str())
@@ -268,12 +322,30 @@ impl Api {
                 .unwrap_or("")
                 .to_owned();
             return Err(ApiError::Status {
-                what,
+                what: what.to_owned(),
                 status: status.as_u16(),
                 code: v["error"]["code"].as_str().map(str::to_owned),
                 message,
             });
         }
+        Ok(v)
+    }
+
+    /// `POST {EDGE_URL}/sessions/snapshot`: a fresh (or reused) snapshot of the session's
+    /// project, to re-hydrate from.
+    pub(crate) async fn session_snapshot(&self) -> Result<SnapshotInfo, ApiError> {
+        let what = "POST /sessions/snapshot";
+        let v = self.edge_post(what, "/sessions/snapshot").await?;
+        serde_json::from_value(v["snapshot"].clone()).map_err(|e| ApiError::Protocol {
+            what: what.to_owned(),
+            message: format!("no usable snapshot in the response: {e}"),
+        })
+    }
+
+    /// `POST {EDGE_URL}/sessions/refresh` with the current token.
+    pub(crate) async fn refresh(&self) -> Result<Refreshed, ApiError> {
+        let what = "token refresh".to_owned();
+        let v = self.edge_post(&what, "/sessions/refresh").await?;
         // fs-sync-edge answers {token, expiresAt, env: {REALTIME_TOKEN, TOKEN_EXPIRES_AT}}.
         let token = v["token"]
             .as_str()

@@ -27,7 +27,9 @@ Each flag can also be set by the environment variable shown with it; the flag wi
     after_help = CONTAINER_ENV
 )]
 struct Flags {
-    /// The project folder.
+    /// The project folder (created if missing; the container image's working folder). The
+    /// agent needs no HOME, PATH or TMPDIR: its temporary files live under DIR/.fs-sync/ and its
+    /// state beside DIR.
     #[arg(
         long,
         env = "FS_SYNC_TARGET",
@@ -73,6 +75,20 @@ struct Flags {
     #[arg(long, env = "FS_SYNC_MAX_PROJECT_FILES", value_name = "N",
           default_value_t = fs_sync_core::MAX_PROJECT_FILES)]
     max_project_files: usize,
+    /// /healthz says degraded (reason "realtime") once the realtime channel has not been joined
+    /// for this many whole --sync-interval intervals in a row.
+    #[arg(long, env = "FS_SYNC_HEALTH_REALTIME_INTERVALS", value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    health_realtime_intervals: u32,
+    /// /healthz says degraded (reason "behind") when, at an interval, the server's seq is more
+    /// than N events past the applied one (or ahead of it for two intervals without progress).
+    #[arg(
+        long,
+        env = "FS_SYNC_HEALTH_MAX_BEHIND",
+        value_name = "N",
+        default_value_t = 1000
+    )]
+    health_max_behind: u64,
 }
 
 /// Environment variables that hold a service credential; their presence stops the agent.
@@ -160,6 +176,10 @@ pub struct Config {
     pub progress: bool,
     /// What a snapshot may declare at most (the project caps the database enforces).
     pub limits: fs_sync_core::Limits,
+    /// Whole sync intervals without a joined realtime channel before /healthz says `realtime`.
+    pub health_realtime_intervals: u32,
+    /// Events the server may be ahead at an interval before /healthz says `behind`.
+    pub health_max_behind: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -266,6 +286,8 @@ impl Config {
             heartbeat_interval: Duration::from_secs(25),
             progress: flags.progress,
             limits: flags.limits,
+            health_realtime_intervals: flags.health_realtime_intervals,
+            health_max_behind: flags.health_max_behind,
         })
     }
 }
@@ -279,6 +301,8 @@ struct Options {
     sync_interval: Duration,
     progress: bool,
     limits: fs_sync_core::Limits,
+    health_realtime_intervals: u32,
+    health_max_behind: u64,
 }
 
 /// Parses the flags with clap. Clap would read the `FS_SYNC_*` variables from the process
@@ -362,6 +386,8 @@ fn parse_flags(
             max_entries: flags.max_project_files,
             ..fs_sync_core::Limits::default()
         },
+        health_realtime_intervals: flags.health_realtime_intervals,
+        health_max_behind: flags.health_max_behind,
     })
 }
 

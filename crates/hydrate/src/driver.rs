@@ -15,10 +15,11 @@ use crate::metrics::Metrics;
 use crate::mirror::Mirror;
 use crate::realtime::RtEvent;
 
-/// Why following stopped.
+/// Why following stopped: the agent re-hydrates in place from a fresh snapshot (or, without
+/// EDGE_URL to ask for one, stops with this message).
 #[derive(Debug, thiserror::Error)]
-#[error("the change log cannot bring this folder up to date ({0}); start the container again from a fresh snapshot")]
-pub(crate) struct NeedsRehydrate(String);
+#[error("the change log cannot bring this folder up to date ({0}); re-hydrating in place needs EDGE_URL (POST /sessions/snapshot): start the container again from a fresh snapshot")]
+pub(crate) struct NeedsRehydrate(pub(crate) String);
 
 pub(crate) struct Driver {
     follower: Follower<Event>,
@@ -61,6 +62,19 @@ impl Driver {
         self.origin.elapsed()
     }
 
+    /// Starts following again from `seq` after a re-hydration, keeping the counters (the
+    /// exported ones only grow).
+    pub(crate) fn reset(&mut self, seq: u64) {
+        let now = self.now();
+        self.follower.reset(seq, now);
+    }
+
+    /// Catches up (and so uses the token) at the next run, e.g. right after a token refresh, so
+    /// a refused token shows at once.
+    pub(crate) fn catch_up_now(&mut self) {
+        self.follower.catch_up_now();
+    }
+
     /// Caught up as far as the follower knows.
     pub(crate) fn caught_up(&self) -> bool {
         self.follower.is_caught_up()
@@ -76,7 +90,7 @@ impl Driver {
         let now = self.now();
         match m {
             RtEvent::Joined => self.follower.handle(now, Input::Joined),
-            RtEvent::Down => self.follower.handle(now, Input::Disconnected),
+            RtEvent::Down(_) => self.follower.handle(now, Input::Disconnected),
             RtEvent::Event(v) => {
                 if let Some(event) = self.live_event(v) {
                     self.follower.handle(now, Input::Live(event));
@@ -156,12 +170,22 @@ impl Driver {
     }
 
     fn failed(&self, what: &str, e: &ApiError) -> Input<Event> {
-        self.logger.warn(
-            "sync.retry",
-            &format!("the {what} failed; retrying"),
-            json!({"error": e.to_string(), "seq": self.follower.applied()}),
-        );
-        Input::Failed(e.failure())
+        let failure = e.failure();
+        if failure == Failure::Rehydrate {
+            // Not retried: the agent re-hydrates (`rehydrate.start` follows).
+            self.logger.info(
+                "sync.pruned",
+                &format!("the {what} found the log pruned past this folder's position"),
+                json!({"error": e.to_string(), "seq": self.follower.applied()}),
+            );
+        } else {
+            self.logger.warn(
+                "sync.retry",
+                &format!("the {what} failed; retrying"),
+                json!({"error": e.to_string(), "seq": self.follower.applied()}),
+            );
+        }
+        Input::Failed(failure)
     }
 
     /// Metrics and log lines for what the follower counted since the last report.

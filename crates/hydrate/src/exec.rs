@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use crate::fsops::{self, Displaced, Stamp};
+use crate::health::is_disk_full;
 use crate::plan::Step;
 use crate::state::{HeadState, StaleBinary};
 
@@ -18,6 +19,8 @@ pub(crate) enum Done {
         path: String,
         intended: Option<(u64, String)>,
         error: String,
+        /// The disk or the quota was full (ENOSPC, EDQUOT).
+        full: bool,
     },
 }
 
@@ -49,6 +52,7 @@ pub(crate) fn execute(
                     path,
                     intended: Some((version, hash)),
                     error: e.to_string(),
+                    full: is_disk_full(&e),
                 },
             },
             Step::Keep {
@@ -70,6 +74,7 @@ pub(crate) fn execute(
                     path,
                     intended: None,
                     error: e.to_string(),
+                    full: is_disk_full(&e),
                 },
             },
             Step::Move {
@@ -84,6 +89,7 @@ pub(crate) fn execute(
                         path: to,
                         intended: Some((version, hash)),
                         error: e.to_string(),
+                        full: is_disk_full(&e),
                     },
                 }
             }
@@ -104,6 +110,7 @@ pub(crate) fn execute(
                 path,
                 intended: None,
                 error: "internal: content was never fetched".into(),
+                full: false,
             },
         });
     }

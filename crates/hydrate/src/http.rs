@@ -1,5 +1,9 @@
-//! The agent's HTTP server (axum): `GET /healthz` (200 once ready, else 503) and `GET /metrics`.
-//! HEAD works wherever GET does; any other method is refused with 405.
+//! The agent's HTTP server (axum): `GET /healthz` and `GET /metrics`. HEAD works wherever GET
+//! does; any other method is refused with 405.
+//!
+//! `/healthz` answers 200 with `{"state":"ready","reasons":[],…}` only while the agent is ready
+//! and healthy, else 503 with `{"state":"degraded"|"failing","reasons":[{"reason","detail",
+//! "since"}, …],…}` (see [`crate::health`]); `applied_seq` and `server_seq` come along.
 
 use std::sync::Arc;
 
@@ -10,36 +14,45 @@ use axum::routing::{get, MethodRouter};
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::health::{Monitor, State as Health};
 use crate::metrics::Metrics;
 
-/// Serves until the task is aborted (the agent's run ends).
-pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    // axum::serve retries failed accepts itself and only returns if serving cannot go on; the
-    // agent keeps syncing without its endpoint then, as it always has.
-    let _ = axum::serve(listener, router(metrics)).await;
+#[derive(Clone)]
+struct Shared {
+    metrics: Arc<Metrics>,
+    health: Arc<Monitor>,
 }
 
-fn router(metrics: Arc<Metrics>) -> Router {
+/// Serves until the task is aborted (the agent's run ends).
+pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Monitor>) {
+    // axum::serve retries failed accepts itself and only returns if serving cannot go on; the
+    // agent keeps syncing without its endpoint then, as it always has.
+    let _ = axum::serve(listener, router(Shared { metrics, health })).await;
+}
+
+fn router(shared: Shared) -> Router {
     Router::new()
         .route("/healthz", only_get(get(healthz)))
         .route("/metrics", only_get(get(prometheus)))
         .fallback(not_found)
-        .with_state(metrics)
+        .with_state(shared)
 }
 
-fn only_get(route: MethodRouter<Arc<Metrics>>) -> MethodRouter<Arc<Metrics>> {
+fn only_get(route: MethodRouter<Shared>) -> MethodRouter<Shared> {
     route.fallback(|| async { (StatusCode::METHOD_NOT_ALLOWED, "use GET\n") })
 }
 
-async fn healthz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    if metrics.is_ready() {
-        (StatusCode::OK, "ok\n")
+async fn healthz(State(shared): State<Shared>) -> impl IntoResponse {
+    let report = shared.health.report();
+    let status = if report.state == Health::Ready {
+        StatusCode::OK
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "hydrating\n")
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report.to_json()))
 }
 
-async fn prometheus(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+async fn prometheus(State(Shared { metrics, .. }): State<Shared>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)],
         metrics.render(),
@@ -59,7 +72,10 @@ async fn not_found(method: Method) -> impl IntoResponse {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::health::{AuthSource, HealthConfig, Observation};
 
     async fn request(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
@@ -76,17 +92,37 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = Arc::new(Metrics::default());
-        let server = tokio::spawn(serve(listener, metrics.clone()));
+        let logger = crate::log::Logger::to_writer("p", "s", Box::new(std::io::sink()));
+        let config = HealthConfig {
+            realtime_intervals: 2,
+            max_behind: 10,
+        };
+        let health = Monitor::new(config, metrics.clone(), logger);
+        let server = tokio::spawn(serve(listener, metrics.clone(), health.clone()));
 
-        assert_eq!(
-            request(addr, "GET", "/healthz").await,
-            (503, "hydrating\n".into())
-        );
+        let (status, body) = request(addr, "GET", "/healthz").await;
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((status, &body["state"]), (503, &json!("degraded")));
+        assert_eq!(body["reasons"][0]["reason"], "hydrating");
+        health.observe(Observation::Joined);
+        health.observe(Observation::Hydrated);
         metrics.set_ready(0.5);
-        assert_eq!(
-            request(addr, "GET", "/healthz?x=1").await,
-            (200, "ok\n".into())
-        );
+        let (status, body) = request(addr, "GET", "/healthz?x=1").await;
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(body["state"], "ready");
+        assert_eq!(body["reasons"], json!([]));
+        // Ready once does not mean ready now.
+        health.observe(Observation::AuthRefused(AuthSource::Rpc, "HTTP 401".into()));
+        health.tick();
+        let (status, body) = request(addr, "GET", "/healthz").await;
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((status, &body["state"]), (503, &json!("failing")));
+        assert_eq!(body["reasons"][0]["reason"], "auth");
+        assert!(metrics
+            .render()
+            .contains("hydrate_health_state{state=\"failing\"} 1\n"));
+        health.observe(Observation::AuthOk(AuthSource::Rpc));
         assert_eq!(
             request(addr, "HEAD", "/healthz").await,
             (200, String::new())

@@ -18,8 +18,41 @@
 //!    `get_project_sync_state` check shows it is behind (checks follow activity, 0.5 s after the
 //!    last event and then ever more rarely, down to once per `--sync-interval` when idle:
 //!    [`fs_sync_core::CheckCadence`]); refreshes its token through the edge before it expires;
-//! 6. reports readiness (a `ready` log line, `GET /healthz`, Prometheus `GET /metrics`) and can
-//!    run the dev server (`--exec`), forwarding SIGTERM/SIGINT to it and exiting with its status.
+//! 6. re-hydrates in place when the log no longer holds its position (see "Re-hydration");
+//! 7. reports readiness and health (a `ready` log line, `GET /healthz`, Prometheus
+//!    `GET /metrics`; see "Health") and can run the dev server (`--exec`), forwarding
+//!    SIGTERM/SIGINT to it and exiting with its status.
+//!
+//! It needs nothing but the nine container variables: no `PATH`, `HOME` or `TMPDIR`. The project
+//! folder defaults to `/app/project` (`--target`), the state folder to the folder beside it
+//! (`/app/.fs-sync-state`), temporary files live under the folder's `.fs-sync/`, and `--exec`
+//! runs `/bin/sh -c CMD` with a default `PATH` when the agent has none.
+//!
+//! # Re-hydration
+//!
+//! When `list_project_events` answers `PT410` (retention pruned the events after the agent's
+//! position) or a page starts past it, the agent asks the edge for a fresh snapshot with its
+//! container token (`POST $EDGE_URL/sessions/snapshot`), downloads and verifies it as at start,
+//! extracts it with [`fs_sync_core::extract_snapshot`] into a scratch folder under `.fs-sync/tmp/`,
+//! then brings the folder to it in place: files the snapshot no longer has are deleted, the others
+//! moved in only when their content differs, untracked files left alone. It saves its state at the
+//! snapshot's `as_of_seq` and follows on from there, without a restart: the realtime channel and
+//! the `--exec` child keep running. Failed attempts are retried with backoff, as is a
+//! re-hydration that follows another before the agent settled; without `EDGE_URL`
+//! the agent stops, saying the container must start again from a fresh snapshot. Counted in
+//! `hydrate_rehydrations_total`.
+//!
+//! # Health
+//!
+//! `GET /healthz` answers 200 `{"state":"ready",…}` only while hydrated, caught up and healthy;
+//! otherwise 503 with `"state"` `degraded` (reasons `hydrating`, `realtime`, `behind`) or
+//! `failing` (`auth`, `disk`) and `"reasons": [{"reason", "detail", "since"}, …]`. `auth`: the
+//! RPCs or the edge refused the token (401/403) and still do at an interval; `realtime`: the channel
+//! was not joined for `--health-realtime-intervals` intervals; `behind`: a position check shows
+//! the server more than `--health-max-behind` events ahead, or ahead without progress for two
+//! intervals; `disk`: ENOSPC or EDQUOT on a write. The same is exported as
+//! `hydrate_health_state{state}` and `hydrate_health_reason{reason}` (0/1 gauges), with
+//! `hydrate_cold_start_seconds` (from the container token's `iat` to ready).
 //!
 //! # State
 //!
@@ -68,6 +101,7 @@ mod config;
 mod driver;
 mod exec;
 mod fsops;
+mod health;
 mod http;
 mod log;
 mod metrics;

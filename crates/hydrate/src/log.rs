@@ -87,8 +87,7 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let mut line = Map::new();
-        let ts = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let ts = rfc3339_millis(std::time::SystemTime::now());
         line.insert("ts".into(), ts.into());
         let level = event.metadata().level().as_str().to_ascii_lowercase();
         line.insert("level".into(), level.into());
@@ -129,6 +128,11 @@ impl Visit for Fields<'_> {
             }
         }
     }
+}
+
+/// `t` as RFC 3339 UTC with milliseconds, as every timestamp the agent writes.
+pub(crate) fn rfc3339_millis(t: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// A URL fit for logs: scheme, host, port and path; no query (signed URLs carry tokens there).

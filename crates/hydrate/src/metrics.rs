@@ -5,9 +5,15 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::health::{Reason, State};
+
+/// One label, e.g. `state="ready"`.
+type Label = [(&'static str, &'static str); 1];
 
 /// Upper bounds (seconds) of the `event_lag_seconds` histogram buckets.
 const LAG_BUCKETS: [f64; 13] = [
@@ -41,6 +47,10 @@ pub struct Metrics {
     pub(crate) events_rejected: Counter,
     pub(crate) position_checks: Counter,
     pub(crate) untracked_displaced: Counter,
+    pub(crate) rehydrations: Counter,
+    cold_start_seconds: Gauge<f64, AtomicU64>,
+    health_state: Family<Label, Gauge>,
+    health_reason: Family<Label, Gauge>,
     lag: Histogram,
 }
 
@@ -88,6 +98,13 @@ pub struct MetricsSnapshot {
     pub position_checks: u64,
     /// Untracked entries moved aside because a project file or folder needed their place.
     pub untracked_displaced: u64,
+    /// Re-hydrations in place (the log no longer held the agent's position).
+    pub rehydrations: u64,
+    /// Seconds from the session's creation (the container token's `iat`) to ready; 0 until
+    /// ready or without `iat`.
+    pub cold_start_seconds: f64,
+    /// `/healthz`'s state: `ready`, `degraded` or `failing`.
+    pub health_state: String,
 }
 
 impl Default for Metrics {
@@ -116,6 +133,10 @@ impl Default for Metrics {
             events_rejected: Counter::default(),
             position_checks: Counter::default(),
             untracked_displaced: Counter::default(),
+            rehydrations: Counter::default(),
+            cold_start_seconds: Gauge::default(),
+            health_state: Family::default(),
+            health_reason: Family::default(),
             lag: Histogram::new(LAG_BUCKETS),
         };
         // The registry holds clones (shared atomics) of the fields. Help texts get their full stop
@@ -215,14 +236,36 @@ impl Default for Metrics {
                 "Untracked entries moved to .fs-sync/displaced/ to make room for project files",
                 &m.untracked_displaced,
             ),
+            (
+                "hydrate_rehydrations",
+                "Re-hydrations in place from a fresh snapshot (the log no longer held the position)",
+                &m.rehydrations,
+            ),
         ] {
             r.register(name, help, c.clone());
         }
+        r.register(
+            "hydrate_cold_start_seconds",
+            "Seconds from the session's creation (the container token's iat) to ready",
+            m.cold_start_seconds.clone(),
+        );
+        r.register(
+            "hydrate_health_state",
+            "1 for the /healthz state (ready, degraded or failing), 0 for the others",
+            m.health_state.clone(),
+        );
+        r.register(
+            "hydrate_health_reason",
+            "1 for each reason /healthz gives now (auth, realtime, behind, disk, hydrating)",
+            m.health_reason.clone(),
+        );
         r.register(
             "event_lag_seconds",
             "Time from an event's commit (its timestamp) to its application",
             m.lag.clone(),
         );
+        // Every series exists from the start: hydrating until ready.
+        m.set_health(State::Degraded, &[Reason::Hydrating]);
         m
     }
 }
@@ -254,11 +297,43 @@ impl Metrics {
             .store(s.position_checks, Relaxed);
     }
 
+    /// The /healthz state and its reasons as 0/1 gauges, every label value present.
+    pub(crate) fn set_health(&self, state: State, reasons: &[Reason]) {
+        for s in State::ALL {
+            self.health_state
+                .get_or_create(&[("state", s.as_str())])
+                .set(i64::from(s == state));
+        }
+        for r in Reason::ALL {
+            self.health_reason
+                .get_or_create(&[("reason", r.as_str())])
+                .set(i64::from(reasons.contains(&r)));
+        }
+    }
+
+    pub(crate) fn set_cold_start(&self, seconds: f64) {
+        self.cold_start_seconds.set(seconds);
+    }
+
+    /// The state the health gauges say.
+    fn health_state(&self) -> String {
+        State::ALL
+            .into_iter()
+            .find(|s| {
+                self.health_state
+                    .get_or_create(&[("state", s.as_str())])
+                    .get()
+                    == 1
+            })
+            .map_or("", State::as_str)
+            .to_owned()
+    }
+
     pub(crate) fn set_last_applied(&self, seq: u64) {
         self.last_applied_seq.set(seq);
     }
 
-    /// True once hydrated and caught up: `/healthz` answers 200.
+    /// True once hydrated and caught up (the first time; `/healthz` says whether it still is).
     pub fn is_ready(&self) -> bool {
         self.ready.get() == 1
     }
@@ -290,6 +365,9 @@ impl Metrics {
             apply_errors: self.apply_errors.get(),
             position_checks: self.position_checks.get(),
             untracked_displaced: self.untracked_displaced.get(),
+            rehydrations: self.rehydrations.get(),
+            cold_start_seconds: self.cold_start_seconds.get(),
+            health_state: self.health_state(),
         }
     }
 
@@ -331,6 +409,33 @@ mod tests {
         }
         assert!(text
             .contains("# HELP last_applied_seq The change-log seq of the last applied event.\n"));
+        for line in [
+            "hydrate_health_state{state=\"degraded\"} 1\n",
+            "hydrate_health_state{state=\"ready\"} 0\n",
+            "hydrate_health_reason{reason=\"hydrating\"} 1\n",
+            "hydrate_health_reason{reason=\"auth\"} 0\n",
+            "hydrate_rehydrations_total 0\n",
+            "hydrate_cold_start_seconds 0.0\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
+        m.set_health(State::Failing, &[Reason::Auth, Reason::Realtime]);
+        m.set_cold_start(2.5);
+        Metrics::inc(&m.rehydrations);
+        let text = m.render();
+        for line in [
+            "hydrate_health_state{state=\"failing\"} 1\n",
+            "hydrate_health_state{state=\"degraded\"} 0\n",
+            "hydrate_health_reason{reason=\"auth\"} 1\n",
+            "hydrate_health_reason{reason=\"realtime\"} 1\n",
+            "hydrate_health_reason{reason=\"hydrating\"} 0\n",
+            "hydrate_rehydrations_total 1\n",
+            "hydrate_cold_start_seconds 2.5\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
+        let s = m.snapshot();
+        assert_eq!((s.health_state.as_str(), s.rehydrations), ("failing", 1));
     }
 
     #[test]

@@ -19,13 +19,17 @@ use crate::api::{Api, ApiError};
 use crate::config::Config;
 use crate::exec::{execute, Done};
 use crate::fsops::{self, Stamp};
+use crate::health::{is_disk_full, Monitor, Observation};
 use crate::log::Logger;
 use crate::metrics::Metrics;
 use crate::plan::{self, Step};
 use crate::snapshot;
 use crate::state::{self, HeadState, JournalLine, StaleBinary, STATE_FORMAT};
 
+mod rehydrate;
 mod repair;
+
+pub(crate) use rehydrate::{prepare as prepare_rehydration, Paths as RehydratePaths, Prepared};
 
 /// Journal lines after which the full state is rewritten.
 pub(crate) const JOURNAL_MAX: usize = 256;
@@ -55,6 +59,7 @@ pub(crate) struct Mirror {
     api: Api,
     logger: Logger,
     metrics: Arc<Metrics>,
+    health: Arc<Monitor>,
     state_path: PathBuf,
     /// Appended after every applied event; folded into the state file every
     /// [`JOURNAL_MAX`] lines, on the position check and at exit.
@@ -73,13 +78,20 @@ pub(crate) struct Mirror {
 }
 
 impl Mirror {
-    pub(crate) fn new(config: &Config, api: Api, logger: Logger, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        config: &Config,
+        api: Api,
+        logger: Logger,
+        metrics: Arc<Metrics>,
+        health: Arc<Monitor>,
+    ) -> Self {
         Mirror {
             root: config.target.clone(),
             project_id: config.project_id.clone(),
             api,
             logger,
             metrics,
+            health,
             state_path: state::state_file(&config.state_dir, &config.project_id),
             journal_path: state::journal_file(&config.state_dir, &config.project_id),
             journal: None,
@@ -256,6 +268,12 @@ impl Mirror {
         match result {
             Ok(()) => self.journal_lines += 1,
             Err(e) => {
+                if is_disk_full(&e) {
+                    self.health.observe(Observation::DiskFull(format!(
+                        "appending to {}: {e}",
+                        self.journal_path.display()
+                    )));
+                }
                 self.journal = None;
                 self.dirty = true;
                 self.logger.error(
@@ -269,6 +287,27 @@ impl Mirror {
 
     /// Applies `events` in order; returns the last seq applied (less than the last event's when
     /// one failed: the follower retries the rest after a backoff).
+    /// A file operation failed: counted, a full disk reported to `/healthz`, logged as `event`
+    /// with `fields` plus the path and the error.
+    fn report_failed(
+        &self,
+        event: &str,
+        msg: &str,
+        path: &str,
+        error: &str,
+        full: bool,
+        mut fields: Value,
+    ) {
+        Metrics::inc(&self.metrics.apply_errors);
+        if full {
+            self.health
+                .observe(Observation::DiskFull(format!("writing {path}: {error}")));
+        }
+        fields["path"] = path.into();
+        fields["error"] = error.into();
+        self.logger.error(event, msg, fields);
+    }
+
     pub(crate) async fn apply_batch(&mut self, events: &[Event]) -> u64 {
         for ev in events {
             if let Err(e) = self.apply_event(ev).await {
@@ -407,29 +446,28 @@ impl Mirror {
                     path,
                     intended,
                     error,
+                    full,
                 } => {
-                    Metrics::inc(&self.metrics.apply_errors);
-                    self.logger.error(
+                    self.report_failed(
                         "apply.failed",
                         "a file operation failed; the file is re-fetched later",
-                        json!({"seq": ev.seq, "path": path, "error": error}),
+                        &path,
+                        &error,
+                        full,
+                        json!({"seq": ev.seq}),
                     );
                     if let Some((version, hash)) = intended {
-                        // Record the intended head with no stamp: verification fails until a
-                        // repair writes it.
-                        let head = HeadState {
-                            version,
-                            content_hash: hash,
-                            size: u64::MAX,
-                            mtime_ns: 0,
-                        };
-                        self.heads.insert(path.clone(), head);
+                        self.heads
+                            .insert(path.clone(), HeadState::unstamped(version, hash));
                         if !self.suspects.contains(&path) {
                             self.suspects.push(path);
                         }
                     }
                 }
             }
+        }
+        if written > 0 {
+            self.health.observe(Observation::DiskOk);
         }
         self.journal_append(ev.seq, &touched);
         self.applied = ev.seq;
@@ -552,11 +590,19 @@ impl Mirror {
                 }
                 self.journal_lines = 0;
             }
-            Ok(Err(e)) => self.logger.error(
-                "state.save_failed",
-                "could not save state",
-                json!({"error": e.to_string(), "path": self.state_path.display().to_string()}),
-            ),
+            Ok(Err(e)) => {
+                if is_disk_full(&e) {
+                    self.health.observe(Observation::DiskFull(format!(
+                        "saving {}: {e}",
+                        self.state_path.display()
+                    )));
+                }
+                self.logger.error(
+                    "state.save_failed",
+                    "could not save state",
+                    json!({"error": e.to_string(), "path": self.state_path.display().to_string()}),
+                );
+            }
             Err(e) => self.logger.error(
                 "state.save_failed",
                 "the state task failed",

@@ -27,8 +27,8 @@ pub(crate) enum RtEvent {
     Joined,
     /// A broadcast payload (parsed JSON, not yet checked).
     Event(Value),
-    /// The connection was lost; a reconnect follows.
-    Down,
+    /// The connection was lost (why); a reconnect follows.
+    Down(String),
 }
 
 /// What the agent tells the connection.
@@ -68,14 +68,14 @@ pub(crate) fn websocket_url(supabase_url: &str, anon_key: &str) -> String {
 }
 
 /// The delay before reconnect attempt `failures` (1-based): core's backoff, as every consumer's.
-fn backoff(failures: u32, jitter: f64) -> Duration {
+pub(crate) fn backoff(failures: u32, jitter: f64) -> Duration {
     fs_sync_core::FollowerConfig::default()
         .backoff
         .delay(failures, jitter)
 }
 
 /// A cheap random number in [0, 1) for jitter (no cryptographic need).
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
@@ -112,7 +112,7 @@ pub(crate) fn spawn(
                 End::Stop => return,
                 End::Lost { joined, reason } => (joined, reason),
             };
-            if events.send(RtEvent::Down).is_err() {
+            if events.send(RtEvent::Down(reason.clone())).is_err() {
                 return;
             }
             if joined {

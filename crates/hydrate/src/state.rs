@@ -113,6 +113,17 @@ impl HeadState {
             mtime_ns: stamp.mtime_ns,
         }
     }
+
+    /// The head a failed write meant to leave, with no stamp: verification fails until a repair
+    /// writes the file.
+    pub(crate) fn unstamped(version: u64, content_hash: String) -> HeadState {
+        HeadState {
+            version,
+            content_hash,
+            size: u64::MAX,
+            mtime_ns: 0,
+        }
+    }
 }
 
 /// A binary version the agent could not fetch from Storage; the file keeps its previous head.

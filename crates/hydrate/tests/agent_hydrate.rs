@@ -45,7 +45,14 @@ async fn hydrates_byte_for_byte_then_follows_every_kind_of_write() {
         converge(&e, WAIT).await;
         assert!(!agent.m().resumed);
         assert_eq!(agent.m().start_seq, snap.as_of_seq);
-        assert_eq!(agent.get("/healthz").await, (200, "ok\n".to_owned()));
+        let (status, body) = agent.get("/healthz").await;
+        let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (status, &health["state"]),
+            (200, &serde_json::json!("ready"))
+        );
+        assert_eq!(health["reasons"], serde_json::json!([]));
+        assert_eq!(health["applied_seq"], e.server_seq().await);
         let (status, metrics) = agent.get("/metrics").await;
         assert_eq!(status, 200);
         for name in [

@@ -206,3 +206,114 @@ async fn exec_starts_after_hydration_gets_sigterm_forwarded_and_sets_the_exit_co
     })
     .await;
 }
+
+/// A container provisioned with exactly the nine variables POST /sessions returns, and nothing
+/// else (no PATH, no HOME, no TMPDIR): it hydrates, serves ready, runs the dev server with a
+/// default PATH, and reports its cold start from the token's `iat`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_with_nothing_but_the_nine_container_variables() {
+    bounded(120, async {
+        let e = std::sync::Arc::new(env().await);
+        e.upsert("package.json", "{\"name\":\"demo\"}\n").await;
+        let snap = e.snapshot().await;
+        let edge = common::edge::start_edge(e.clone(), 3600).await;
+        let (token, exp) = e.container_token(3600);
+        let mut vars = e.container_env(&snap, &token, exp);
+        vars.push(("EDGE_URL".into(), edge.url.clone()));
+        let names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "PROJECT_ID",
+                "SESSION_ID",
+                "SNAPSHOT_URL",
+                "SNAPSHOT_SHA256",
+                "SUPABASE_URL",
+                "SUPABASE_ANON_KEY",
+                "REALTIME_TOKEN",
+                "TOKEN_EXPIRES_AT",
+                "EDGE_URL"
+            ]
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let root = e.tmp.path().join("container");
+        let mut child = tokio::process::Command::new(BIN)
+            .env_clear()
+            .envs(vars)
+            .args(["--target", &root.join("project").display().to_string()])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .args([
+                "--exec",
+                "echo \"$PATH\" > ../child.path; env > ../child.env; trap 'exit 0' TERM; \
+                 while :; do sleep 0.05; done",
+            ])
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let http = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let health = loop {
+            let r = http
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .await;
+            if let Ok(r) = r {
+                if r.status() == 200 {
+                    break r.json::<serde_json::Value>().await.unwrap();
+                }
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the agent exited before ready"
+            );
+            assert!(tokio::time::Instant::now() < deadline, "never ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(health["state"], "ready");
+        common::converge(&e, Duration::from_secs(20)).await;
+        common::eventually(Duration::from_secs(10), || root.join("child.env").exists()).await;
+        let child_env = std::fs::read_to_string(root.join("child.env")).unwrap();
+        assert!(!child_env.contains("REALTIME_TOKEN") && !child_env.contains(&token));
+        let path = std::fs::read_to_string(root.join("child.path")).unwrap();
+        assert!(
+            path.contains("/usr/bin"),
+            "the dev server gets a PATH: {path}"
+        );
+        let metrics = http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let cold: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("hydrate_cold_start_seconds "))
+            .expect("hydrate_cold_start_seconds")
+            .parse()
+            .unwrap();
+        assert!(cold > 0.0 && cold < 60.0, "{cold}");
+
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id().unwrap() as i32, libc::SIGTERM);
+        }
+        let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .expect("the agent exits")
+            .unwrap();
+        let mut stderr = String::new();
+        tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
+            .await
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "{stderr}");
+        assert!(!stderr.contains(&token));
+    })
+    .await;
+}

@@ -58,12 +58,13 @@ impl Cluster {
         let data_dir = std::env::temp_dir().join(format!("fs-sync-pg-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
         std::fs::create_dir_all(&data_dir)?;
-        let owner = run_as();
+        // The folder was just made by this process: as root, PostgreSQL runs as `postgres`.
+        let owner = run_as(&data_dir);
         if let Some((uid, gid)) = owner {
             chown(&data_dir, uid, gid)?;
         }
         let pgdata = data_dir.join("data");
-        let out = command(&bin.join("initdb"), owner)
+        let out = command(&bin.join("initdb"), owner, libc::SIGQUIT)
             .args([
                 "-U",
                 SUPERUSER,
@@ -162,8 +163,9 @@ impl Cluster {
     }
 }
 
-/// The folder holding `initdb` and `postgres`: PATH first, then Debian's layout.
-fn server_bindir() -> Result<PathBuf, Error> {
+/// The folder holding the PostgreSQL server binaries (`initdb`, `postgres`): the first folder on
+/// `PATH` that has both, else the newest `/usr/lib/postgresql/<version>/bin` (Debian's layout).
+pub fn server_bindir() -> Result<PathBuf, Error> {
     if let Some(dir) = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .find(|d| d.join("initdb").is_file() && d.join("postgres").is_file())
@@ -188,11 +190,20 @@ fn server_bindir() -> Result<PathBuf, Error> {
     })
 }
 
-/// The uid/gid to drop to when running as root.
-fn run_as() -> Option<(u32, u32)> {
+/// Who PostgreSQL runs as: `None` (this process's user) unless this process is root, which
+/// PostgreSQL refuses. As root: the owner of `dir` (a data directory) when it exists and is not
+/// root, so a cluster keeps running as whoever created it; else the `postgres` OS user; `None`
+/// when there is no such user (initdb then fails, naming the problem).
+pub fn run_as(dir: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt as _;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return None;
+    }
+    if let Ok(meta) = std::fs::metadata(dir) {
+        if meta.uid() != 0 {
+            return Some((meta.uid(), meta.gid()));
+        }
     }
     let name = std::ffi::CString::new("postgres").expect("no NUL");
     // SAFETY: getpwnam returns a pointer to static storage or null; read immediately.
@@ -208,17 +219,16 @@ fn chown(path: &Path, uid: u32, gid: u32) -> Result<(), Error> {
     std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(Error::from)
 }
 
-/// A command that drops to `owner` and dies with SIGQUIT (postgres's immediate shutdown) if the
-/// thread that spawned it goes away.
-fn command(program: &Path, owner: Option<(u32, u32)>) -> Command {
+/// A command for a PostgreSQL binary (`initdb`, `postgres`) that drops to `owner` (see
+/// [`run_as`]; `HOME` is then `/tmp`) and receives `death_signal` when the *thread* that spawns
+/// it exits: spawn a server from a thread that lives as long as it should. Use `SIGQUIT`
+/// (immediate shutdown) for throwaway data, `SIGINT` (fast, clean shutdown) for data to keep.
+pub fn command(program: &Path, owner: Option<(u32, u32)>, death_signal: libc::c_int) -> Command {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(program);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
             if let Some((uid, gid)) = owner {
                 if libc::setgroups(0, std::ptr::null()) != 0
                     || libc::setgid(gid) != 0
@@ -226,6 +236,10 @@ fn command(program: &Path, owner: Option<(u32, u32)>) -> Command {
                 {
                     return Err(std::io::Error::last_os_error());
                 }
+            }
+            // After the uid change, which clears the parent-death signal.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal) != 0 {
+                return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
@@ -257,7 +271,7 @@ fn spawn_postgres(
     std::thread::Builder::new()
         .name("fs-sync-pg-guardian".into())
         .spawn(move || {
-            let child = command(&postgres, owner)
+            let child = command(&postgres, owner, libc::SIGQUIT)
                 .arg("-D")
                 .arg(&pgdata)
                 .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
@@ -282,6 +296,9 @@ fn spawn_postgres(
                     // realtime.messages partitions are UTC days, inserted_at the session's time.
                     "-c",
                     "timezone=UTC",
+                    // Benchmarks read the database time per save from pg_stat_user_functions.
+                    "-c",
+                    "track_functions=all",
                 ])
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("dup log"))

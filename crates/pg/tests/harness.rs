@@ -80,3 +80,21 @@ async fn authenticator_cannot_become_a_superuser() {
         .expect_err("authenticator switched to postgres");
     assert!(err.to_string().contains("42501"), "{err}");
 }
+
+/// A cluster this process starts counts calls and time per function (pg_stat_user_functions),
+/// which the benchmarks read as the database time per save.
+#[tokio::test]
+async fn started_clusters_track_function_calls() {
+    if fs_sync_pg::shared_cluster().unwrap().data_dir().is_none() {
+        // DATABASE_URL: a server configured elsewhere.
+        return;
+    }
+    let db = TestDb::new().await.unwrap();
+    let setting: String = db
+        .admin()
+        .query_one("select current_setting('track_functions')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(setting, "all");
+}

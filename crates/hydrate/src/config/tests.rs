@@ -81,6 +81,8 @@ fn every_flag_has_a_variable_and_the_flag_wins() {
         ("FS_SYNC_NO_PROGRESS", "1"),
         ("FS_SYNC_MAX_PROJECT_BYTES", "2048"),
         ("FS_SYNC_MAX_PROJECT_FILES", "9"),
+        ("FS_SYNC_HEALTH_REALTIME_INTERVALS", "3"),
+        ("FS_SYNC_HEALTH_MAX_BEHIND", "50"),
     ]);
     let c = Config::from_env_and_args(vars.clone(), Vec::<String>::new()).unwrap();
     assert_eq!((c.limits.max_total_bytes, c.limits.max_entries), (2048, 9));
@@ -90,6 +92,7 @@ fn every_flag_has_a_variable_and_the_flag_wins() {
     assert_eq!(c.state_dir, PathBuf::from("/var/state"));
     assert_eq!(c.sync_interval, Duration::from_millis(2500));
     assert!(!c.progress);
+    assert_eq!((c.health_realtime_intervals, c.health_max_behind), (3, 50));
 
     let args = [
         "--target=/t/p",
@@ -97,6 +100,8 @@ fn every_flag_has_a_variable_and_the_flag_wins() {
         "127.0.0.1:0",
         "--sync-interval",
         "3",
+        "--health-max-behind",
+        "7",
     ]
     .map(String::from);
     let c = Config::from_env_and_args(vars, args).unwrap();
@@ -104,6 +109,7 @@ fn every_flag_has_a_variable_and_the_flag_wins() {
     assert_eq!(c.metrics_addr, Some(SocketAddr::from(([127, 0, 0, 1], 0))));
     assert_eq!(c.sync_interval, Duration::from_secs(3));
     assert_eq!(c.state_dir, PathBuf::from("/var/state"));
+    assert_eq!((c.health_realtime_intervals, c.health_max_behind), (3, 7));
 
     let c = Config::from_env_and_args(
         env(&[("FS_SYNC_NO_PROGRESS", "false")]),
@@ -116,6 +122,14 @@ fn every_flag_has_a_variable_and_the_flag_wins() {
     assert_eq!(c.limits.max_entries, fs_sync_core::MAX_PROJECT_FILES);
     assert_eq!(c.target, PathBuf::from("/app/project"));
     assert_eq!(c.sync_interval, Duration::from_secs(15));
+    assert_eq!(
+        (c.health_realtime_intervals, c.health_max_behind),
+        (2, 1000)
+    );
+    assert!(matches!(
+        Config::from_env_and_args(env(&[]), ["--health-realtime-intervals=0".to_string()]),
+        Err(ConfigError::Usage(_))
+    ));
     assert_eq!(
         c.metrics_addr,
         Some(SocketAddr::from(([127, 0, 0, 1], 9464)))

@@ -11,6 +11,7 @@ use super::{ms, Fetched, Mirror};
 use crate::api::ApiError;
 use crate::exec::{execute, Done};
 use crate::fsops::{self, Stamp};
+use crate::health::Observation;
 use crate::metrics::Metrics;
 use crate::plan::Step;
 use crate::state::{HeadState, StaleBinary};
@@ -85,17 +86,22 @@ impl Mirror {
             match d {
                 Done::Written(path, head) => {
                     Metrics::inc(&self.metrics.files_repaired);
+                    self.health.observe(Observation::DiskOk);
                     self.heads.insert(path, head);
                 }
                 Done::Stale(path, s) => {
                     self.stale.insert(path, s);
                 }
-                Done::Failed { path, error, .. } => {
-                    Metrics::inc(&self.metrics.apply_errors);
-                    self.logger.error(
+                Done::Failed {
+                    path, error, full, ..
+                } => {
+                    self.report_failed(
                         "repair.failed",
                         "could not repair a file; retrying later",
-                        json!({"path": path, "error": error}),
+                        &path,
+                        &error,
+                        full,
+                        json!({}),
                     );
                     self.suspects.push(path);
                 }

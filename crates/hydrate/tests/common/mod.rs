@@ -18,6 +18,8 @@ use fs_sync_pg::TestDb;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+pub mod edge;
+
 pub const ASSETS: &str = "project-assets";
 
 pub struct Env {
@@ -31,6 +33,7 @@ pub struct Env {
     pub tmp: tempfile::TempDir,
 }
 
+#[derive(Clone)]
 pub struct Snapshot {
     pub url: String,
     pub sha256: String,
@@ -80,6 +83,15 @@ pub async fn env() -> Env {
         )
         .await;
     e.project = p["id"].as_str().unwrap().to_owned();
+    // The session the edge's POST /sessions records: container_token() is accepted only while it
+    // is live (migrations/*_fsync-sessions.sql).
+    let service = e.service();
+    e.rpc(
+        "open_container_session",
+        &service,
+        json!({"project_uuid": e.project, "session_id": e.session, "max_age_seconds": 86400}),
+    )
+    .await;
     e
 }
 
@@ -570,6 +582,35 @@ impl Running {
             .await
             .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// GET /healthz: (status, its JSON body).
+    pub async fn health(&self) -> (u16, Value) {
+        let (status, body) = self.get("/healthz").await;
+        (
+            status,
+            serde_json::from_str(&body).expect("/healthz answers JSON"),
+        )
+    }
+
+    /// Polls /healthz until `cond` holds; returns the body. Panics after `within`.
+    pub async fn health_until(
+        &self,
+        within: Duration,
+        cond: impl Fn(u16, &Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (status, body) = self.health().await;
+            if cond(status, &body) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "/healthz never got there; last: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// SIGTERM through the signal channel; waits for the run to end.
