@@ -5,21 +5,25 @@
 //   npm run bench:edge                        # 100 / 1,000 / 5,000 files (~5 KB each), then large projects
 //   node bench/edge-snapshot.mjs --sizes=100,1000 --runs=5 --large=0
 //   node bench/edge-snapshot.mjs --sizes= --large=compressible,over-limit
+//   node bench/edge-snapshot.mjs --build=/tmp/other-build   # another build-edge.sh output than edge/build
 //
 // Needs edge/build (scripts/build-edge.sh) and fs-sync-dev (cargo build -p fs-sync-dev).
 //
 // Method. One project per size is seeded with bench/source-tree.mjs's files (~5 KB each, so 5,000
 // files is ~25 MB) through bulk_upsert_project_files. For each implementation and size a fresh workerd
 // (bench/workerd.mjs: Miniflare with edge/wrangler.toml's settings, without wrangler's DevTools
-// proxy) answers POST /build-project-snapshot. Untimed builds warm it up (at least 3, for at least
-// 1 s: V8 tiers hot Wasm and JS up in background threads, once per isolate, which would otherwise
-// be charged to the first builds), then the builds are timed (at least --runs, default 5, and more for small
-// projects so that the 10 ms CPU clock resolves them).
+// proxy) answers POST /build-project-snapshot; the two workers run side by side and take turns
+// build by build (who goes first alternates), so a busy machine weighs on both alike. Untimed
+// builds warm them up (at least 3, for at least 1 s: V8 tiers hot Wasm and JS up in background
+// threads, once per isolate, which would otherwise be charged to the first builds), then the
+// builds are timed (at least --runs, default 5, and more for small projects: enough for about
+// 5,000 files in all).
 // fs-sync-edge's stored archive is deleted before every build, so each one builds (no reuse).
 // Reported:
 //   - wall: median request time seen by the client (the upstream calls included);
-//   - workerd CPU: mean CPU time (utime+stime from /proc) of the workerd process per build: the
-//     Worker's own CPU time plus the runtime's I/O work for it;
+//   - workerd CPU: median CPU time of the workerd process per build (its threads' schedstat in
+//     /proc): the Worker's own CPU time plus the runtime's I/O work for it. CPU speed-up: JSZip's
+//     median over fs-sync-edge's;
 //   - isolate peak: the isolate's memory as the 128 MB limit counts it: the largest
 //     Runtime.getHeapUsage (JS heap + ArrayBuffer backing stores) sampled every ~10 ms through the V8
 //     inspector during one more build in another fresh worker, plus the Wasm linear memory
@@ -39,11 +43,12 @@
 // the database takes, 65,000 small files (what grows with the file count), and two 20 MB binaries
 // (one deflated, one stored; both streamed twice) with 10 MB of text. The isolate limit is 128 MB.
 import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  root, startSystem, psql, rpc, postJson, cpuSeconds, memory, inspect,
+  root, startSystem, psql, rpc, postJson, memory, inspect,
 } from '../tests/harness/index.mjs';
 import { sourceFiles } from './source-tree.mjs';
 import { startWorkerd } from './workerd.mjs';
@@ -56,9 +61,23 @@ const workerdVersion = execFileSync(join(root, 'node_modules/.bin/workerd'), ['-
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mb = (b) => (b / 1e6).toFixed(1);
 
-/** One build request; `sample` (optional) runs until it ends. */
 const sumOf = (pids, f) => pids.reduce((a, pid) => a + f(pid), 0);
 
+/**
+ * CPU seconds of a process so far, in nanoseconds' precision: the sum of its threads'
+ * /proc/<pid>/task/<tid>/schedstat (the /proc/<pid>/stat clock ticks in 10 ms steps, too coarse
+ * for one build of a small project). A thread that ends takes its time with it; workerd's threads
+ * live as long as the process.
+ */
+function cpuSeconds(pid) {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try { ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]); } catch { /* ended */ }
+  }
+  return ns / 1e9;
+}
+
+/** One build request; `sample` (optional) runs until it ends. */
 async function buildOnce(worker, projectId, sample, status = 200) {
   const pids = worker.workerdPids();
   let sampling = true;
@@ -79,37 +98,46 @@ async function buildOnce(worker, projectId, sample, status = 200) {
 }
 
 /**
- * Untimed builds first, at least this many and for at least this long: V8 compiles hot Wasm and
- * JS with its optimizing tier in the background, once per isolate.
+ * Untimed builds first, at least this many each and for at least this long (the two workers
+ * taking turns): V8 compiles hot Wasm and JS with its optimizing tier in the background, once per
+ * isolate.
  */
-const WARM_UP = { builds: 3, ms: 1000 };
+const WARM_UP = { builds: 3, ms: 2000 };
 
 /**
- * Timed builds (`before` runs ahead of each, untimed) after the [`WARM_UP`] builds, and
- * workerd's largest RSS rise. workerd's CPU clock ticks in 10 ms steps, so small projects get more
- * builds: at least `runs`, and enough for about 5,000 files in all.
+ * Timed builds of every `{worker, before}` (`before` runs ahead of each build, untimed), taking
+ * turns build by build (who goes first alternates) so that the machine's load weighs on each
+ * alike, after the [`WARM_UP`] builds; and each workerd's largest RSS rise. Small projects get
+ * more builds: at least `runs`, and enough for about 5,000 files in all.
  */
-async function measure(worker, projectId, files, before) {
-  const pids = worker.workerdPids();
-  const rssNow = () => sumOf(pids, (pid) => memory(pid).rss);
-  const base = rssNow();
-  let rss = 0;
-  const watchRss = async () => { try { rss = Math.max(rss, rssNow()); } catch { /* gone */ } };
-  const all = [];
+async function measure(sides, projectId, files) {
+  const state = sides.map(({ worker, before }) => {
+    const pids = worker.workerdPids();
+    const rssNow = () => sumOf(pids, (pid) => memory(pid).rss);
+    const st = { worker, before, base: rssNow(), rss: 0, all: [], timed: [] };
+    st.watchRss = async () => { try { st.rss = Math.max(st.rss, rssNow()); } catch { /* gone */ } };
+    return st;
+  });
+  const build = async (st, timed) => {
+    await st.before?.(st.all);
+    const t = await buildOnce(st.worker, projectId, timed ? st.watchRss : undefined);
+    st.all.push(t);
+    if (timed) st.timed.push(t);
+  };
   const warm = performance.now();
-  while (all.length < WARM_UP.builds || performance.now() - warm < WARM_UP.ms) {
-    await before?.(all);
-    all.push(await buildOnce(worker, projectId));
+  while (state.some((st) => st.all.length < WARM_UP.builds) || performance.now() - warm < WARM_UP.ms) {
+    for (const st of state) await build(st, false);
   }
-  const timed = [];
-  for (let i = 0; i < Math.max(runs, Math.ceil(5000 / files)); i++) {
-    await before?.(all);
-    const t = await buildOnce(worker, projectId, watchRss);
-    all.push(t);
-    timed.push(t);
+  const rounds = Math.max(runs, Math.ceil(5000 / files));
+  for (let i = 0; i < rounds; i++) {
+    for (const st of i % 2 ? [...state].reverse() : state) await build(st, true);
   }
-  const cpu = timed.reduce((a, t) => a + t.cpu, 0) / timed.length;
-  return { timed, cpu, requests: all.length, rss: Math.max(0, rss - base) };
+  return state.map((st) => ({
+    timed: st.timed,
+    cpu: median(st.timed.map((t) => t.cpu)),
+    requests: st.all.length,
+    rss: Math.max(0, st.rss - st.base),
+  }));
 }
 
 /**
@@ -235,7 +263,11 @@ async function main() {
 
   const rows = [];
   const large = [];
-  const startRust = async (opts) => { const w = await startWorkerd(env, opts); w.serviceKey = info.service_role_key; return w; };
+  const startRust = async (opts) => {
+    const w = await startWorkerd(env, { ...opts, ...(args.build ? { build: args.build } : {}) });
+    w.serviceKey = info.service_role_key;
+    return w;
+  };
   try {
     for (const n of sizes) {
       const project = (await postJson(`${info.api_url}/admin/v1/projects`, { owner_id: owner.id, name: `bench-${n}` }, service)).body.id;
@@ -259,13 +291,25 @@ async function main() {
         }
       };
       const storedNames = [];
+      const startJs = async (opts) => {
+        const w = await startWorkerd(env, { main: join(root, 'bench/edge-jszip-worker.mjs'), name: 'fs-sync-bench-jszip', ...opts });
+        w.serviceKey = info.service_role_key;
+        return w;
+      };
       const rust = await startRust();
-      let rustM, built;
+      const js = await startJs();
+      let rustM, jsM, built;
       try {
-        rustM = await measure(rust, project, n, async (done) => {
-          for (const d of done) if (!storedNames.includes(d.body.snapshotId)) storedNames.push(d.body.snapshotId);
-          if (done.length) await deleteStored();
-        });
+        [rustM, jsM] = await measure([
+          {
+            worker: rust,
+            before: async (done) => {
+              for (const d of done) if (!storedNames.includes(d.body.snapshotId)) storedNames.push(d.body.snapshotId);
+              if (done.length) await deleteStored();
+            },
+          },
+          { worker: js },
+        ], project, n);
         await sleep(300); // let the last log line arrive
         built = rust.logLines().filter((l) => l.event_type === 'snapshot.build' && l.snapshot === 'built').length;
         const last = rustM.timed.at(-1).body;
@@ -273,21 +317,9 @@ async function main() {
         if (createHash('sha256').update(dl).digest('hex') !== last.sha256) throw new Error('sha256 mismatch');
       } finally {
         await rust.stop();
-      }
-      rustM.mem = await isolatePeak(startRust, project, deleteStored);
-
-      const startJs = async (opts) => {
-        const w = await startWorkerd(env, { main: join(root, 'bench/edge-jszip-worker.mjs'), name: 'fs-sync-bench-jszip', ...opts });
-        w.serviceKey = info.service_role_key;
-        return w;
-      };
-      const js = await startJs();
-      let jsM;
-      try {
-        jsM = await measure(js, project, n);
-      } finally {
         await js.stop();
       }
+      rustM.mem = await isolatePeak(startRust, project, deleteStored);
       jsM.mem = await isolatePeak(startJs, project);
 
       rows.push({ n, bytes, rustM, jsM, built });
@@ -310,11 +342,11 @@ async function main() {
 
   if (rows.length) {
     console.log(`\nSnapshot build inside ${workerdVersion} (Miniflare, as wrangler dev runs it), fs-sync-dev upstream. ` +
-      `wall: median; CPU: mean of ${runs}+ timed builds; isolate peak: one more build in a fresh, inspected worker`);
+      `wall and CPU: medians of ${runs}+ timed builds, the two taking turns build by build; isolate peak: one more build in a fresh, inspected worker. Goal: CPU speed-up >= 3x at every size`);
     console.log('| files | content MB | impl | builds | wall ms | workerd CPU ms | CPU ms min–max | isolate peak MB | of which Wasm MB | workerd RSS rise MB | archive MB | CPU speed-up |');
     console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
-      const row = (name, m, speed) => console.log(`| ${r.n} | ${mb(r.bytes)} | ${name} | ${m.timed.length} | ${median(m.timed.map((x) => x.wall)).toFixed(0)} | ${m.cpu.toFixed(0)} | ${Math.min(...m.timed.map((x) => x.cpu)).toFixed(0)}–${Math.max(...m.timed.map((x) => x.cpu)).toFixed(0)} | ${mb(m.mem.heap + m.mem.wasm)} | ${m.mem.wasm ? mb(m.mem.wasm) : '–'} | ${mb(m.rss)} | ${mb(m.timed[0].size)} | ${speed} |`);
+      const row = (name, m, speed) => console.log(`| ${r.n} | ${mb(r.bytes)} | ${name} | ${m.timed.length} | ${median(m.timed.map((x) => x.wall)).toFixed(0)} | ${m.cpu.toFixed(1)} | ${Math.min(...m.timed.map((x) => x.cpu)).toFixed(1)}–${Math.max(...m.timed.map((x) => x.cpu)).toFixed(1)} | ${mb(m.mem.heap + m.mem.wasm)} | ${m.mem.wasm ? mb(m.mem.wasm) : '–'} | ${mb(m.rss)} | ${mb(m.timed[0].size)} | ${speed} |`);
       row('fs-sync-edge (Rust)', r.rustM, `${(r.jsM.cpu / r.rustM.cpu).toFixed(1)}x`);
       row('JSZip (seed)', r.jsM, '1.0x');
       if (r.built !== r.rustM.requests) console.log(`(note: fs-sync-edge built ${r.built} of ${r.rustM.requests} requests)`);

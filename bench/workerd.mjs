@@ -15,15 +15,15 @@ import { root, freePort, testConfig, comm, descendants } from '../tests/harness/
 /**
  * Starts edge/build (a copy), or the JS Worker `main` bundled with esbuild as wrangler would,
  * with edge/wrangler.toml's settings and `env` over its vars. `inspect`: open the isolate's V8
- * inspector (for heap readings only).
+ * inspector (for heap readings only). `build`: another scripts/build-edge.sh output than edge/build.
  */
-export async function startWorkerd(env, { main, name = 'fs-sync-edge', inspect = false } = {}) {
+export async function startWorkerd(env, { main, name = 'fs-sync-edge', inspect = false, build: built = join(root, 'edge/build') } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'fs-sync-workerd-'));
   const script = join(dir, 'worker/index.js');
   if (main) {
     await build({ entryPoints: [main], bundle: true, format: 'esm', platform: 'browser', outfile: script, logLevel: 'warning' });
   } else {
-    cpSync(join(root, 'edge/build'), join(dir, 'worker'), { recursive: true });
+    cpSync(built, join(dir, 'worker'), { recursive: true });
   }
   writeFileSync(join(dir, 'wrangler.toml'), testConfig(script));
   const { workerOptions } = unstable_getMiniflareWorkerOptions(join(dir, 'wrangler.toml'));

@@ -10,13 +10,16 @@
 
 create function fsync.content_hash(p_content text)
 returns text
-language sql
+language plpgsql
 immutable
 strict
 parallel safe
 set search_path = ''
 as $$
-  select encode(sha256(convert_to(p_content, 'UTF8')), 'hex')
+begin
+  -- PL/pgSQL, not SQL: see fsync.setting in fsync-setup.
+  return encode(sha256(convert_to(p_content, 'UTF8')), 'hex');
+end
 $$;
 revoke all on function fsync.content_hash(text) from public;
 

@@ -212,15 +212,18 @@ grant execute on function fsync.writable_project_ids() to authenticated, service
 -- 'owner' | 'editor' | 'viewer' | null. Runs inside definer functions only.
 create function fsync.project_role(p_project_id uuid, p_user_id uuid)
 returns text
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select case when p.owner_id = project_role.p_user_id then 'owner' else m.role end
-    from public.projects p
-    left join public.project_members m
-      on m.project_id = p.id and m.user_id = project_role.p_user_id
-   where p.id = project_role.p_project_id
+begin
+  -- PL/pgSQL, not SQL: see fsync.setting in fsync-setup.
+  return (select case when p.owner_id = project_role.p_user_id then 'owner' else m.role end
+            from public.projects p
+            left join public.project_members m
+              on m.project_id = p.id and m.user_id = project_role.p_user_id
+           where p.id = project_role.p_project_id);
+end
 $$;
 revoke all on function fsync.project_role(uuid, uuid) from public;
 

@@ -1,8 +1,8 @@
 -- =====================================================================
 -- fsync-change-log: the per-project change log (docs/contracts.md invariant 2) and
 -- fsync.append_event, the one place events are written and broadcast
--- (fsync-legacy-writes redefines it to broadcast only while
--- FSYNC_SERVER_BROADCASTS is on for the project's owner).
+-- (fsync-legacy-writes redefines fsync.server_broadcasts so that they are
+-- broadcast only while FSYNC_SERVER_BROADCASTS is on for the project's owner).
 --
 -- Gapless seq: projects.last_seq is bumped with UPDATE … RETURNING inside the
 -- write transaction. Every writer first locks the project row (fsync.lock_project
@@ -45,13 +45,30 @@ comment on table public.project_events is
 -- Helpers
 -- ---------------------------------------------------------------------
 
--- Appends the next event of p_project_id and broadcasts it on the private topic
--- project:<id> with realtime.send(payload, type, topic, true). p_content, when not
--- null, is added to the broadcast payload only (see header). Returns the seq.
+-- Whether the project's writes are broadcast: always here; fsync-legacy-writes
+-- makes it follow FSYNC_SERVER_BROADCASTS for the project's owner. A write RPC
+-- asks before it takes the project lock and passes the answer to append_event.
+create function fsync.server_broadcasts(p_project_id uuid)
+returns boolean
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return true;
+end
+$$;
+revoke all on function fsync.server_broadcasts(uuid) from public;
+
+-- Appends the next event of p_project_id and, when p_broadcast (null: ask
+-- fsync.server_broadcasts now), broadcasts it on the private topic project:<id>
+-- with realtime.send(payload, type, topic, true). p_content, when not null, is
+-- added to the broadcast payload only (see header). Returns the seq.
 -- Must be called by a SECURITY DEFINER write RPC after fsync.lock_project: the
 -- insert into realtime.messages then runs as the function owner, so the silent
 -- failure mode of realtime.send (it swallows RLS errors) cannot drop the message.
-create function fsync.append_event(p_project_id uuid, p_type text, p_payload jsonb, p_content text, p_actor uuid)
+create function fsync.append_event(p_project_id uuid, p_type text, p_payload jsonb, p_content text, p_actor uuid,
+                                   p_broadcast boolean default null)
 returns bigint
 language plpgsql
 set search_path = ''
@@ -81,15 +98,17 @@ begin
   insert into public.project_events (project_id, seq, event_type, payload, actor, created_at)
   values (p_project_id, v_seq, p_type, v_payload, p_actor, v_at);
 
-  perform realtime.send(
-    case when p_content is null then v_payload else v_payload || jsonb_build_object('content', p_content) end,
-    p_type,
-    'project:' || p_project_id::text,
-    true);
+  if coalesce(p_broadcast, fsync.server_broadcasts(p_project_id)) then
+    perform realtime.send(
+      case when p_content is null then v_payload else v_payload || jsonb_build_object('content', p_content) end,
+      p_type,
+      'project:' || p_project_id::text,
+      true);
+  end if;
   return v_seq;
 end
 $$;
-revoke all on function fsync.append_event(uuid, text, jsonb, text, uuid) from public;
+revoke all on function fsync.append_event(uuid, text, jsonb, text, uuid, boolean) from public;
 
 -- ---------------------------------------------------------------------
 -- RLS

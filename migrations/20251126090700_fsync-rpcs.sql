@@ -17,6 +17,7 @@
 --   authorize (owner/editor/service; viewer, anon, container → 42501)
 --   → validate path, content, limits (PT422, PT413)
 --   → rate limit (PT429)
+--   → whether the project's events are broadcast (fsync.server_broadcasts)
 --   → lock the project row (serialises writers; seq order = commit order)
 --   → read the head → no-op if the content hash (and file_type, storage_path)
 --     equal the live head's: return the head, write nothing, no event
@@ -133,12 +134,14 @@ revoke all on function fsync.check_text_size(text, bigint) from public;
 -- The per-project caps; the defaults are fs-sync-core's MAX_PROJECT_BYTES and
 -- MAX_PROJECT_FILES (crates/pg/tests/contracts.rs pins both).
 create function fsync.project_caps(out max_bytes bigint, out max_files bigint)
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select fsync.setting_bigint('limits.max_project_bytes', 1073741824),
-         fsync.setting_bigint('limits.max_project_files', 65534)
+begin
+  max_bytes := fsync.setting_bigint('limits.max_project_bytes', 1073741824);
+  max_files := fsync.setting_bigint('limits.max_project_files', 65534);
+end
 $$;
 revoke all on function fsync.project_caps() from public;
 
@@ -151,7 +154,7 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  v_caps record := fsync.project_caps();
+  v_caps record;
   v_files bigint;
   v_bytes bigint;
 begin
@@ -162,6 +165,11 @@ begin
      set live_files = p.live_files + p_files, live_bytes = p.live_bytes + p_bytes
    where p.id = p_project_id
   returning p.live_files, p.live_bytes into v_files, v_bytes;
+  -- The caps are read only for a write that grows a total: most saves do not.
+  if p_files <= 0 and p_bytes <= 0 then
+    return;
+  end if;
+  v_caps := fsync.project_caps();
   if p_files > 0 and v_files > v_caps.max_files then
     perform fsync.raise_error('PT413',
       format('project %s is full: this write would take it from %s to %s files; the limit is %s files',
@@ -383,11 +391,12 @@ revoke all on function fsync.put_version(uuid, text, boolean, text, text, text, 
 -- Event fields describing a live version (docs/contracts.md "Event payload"), without content.
 create function fsync.file_payload(p_file public.project_files)
 returns jsonb
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select jsonb_build_object(
+begin
+  return jsonb_build_object(
            'file_path', (p_file).file_path,
            'version', (p_file).version,
            'content_hash', (p_file).content_hash,
@@ -396,28 +405,32 @@ as $$
          || case when (p_file).storage_path is not null
                  then jsonb_build_object('storage_path', (p_file).storage_path) else '{}'::jsonb end
          || case when (p_file).content is null or (p_file).size_bytes > 65536
-                 then '{"content_omitted": true}'::jsonb else '{}'::jsonb end
+                 then '{"content_omitted": true}'::jsonb else '{}'::jsonb end;
+end
 $$;
 revoke all on function fsync.file_payload(public.project_files) from public;
 
 -- The content an event carries inline: text up to 64 KiB, else null.
 create function fsync.inline_content(p_file public.project_files)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case when (p_file).size_bytes <= 65536 then (p_file).content end
+begin
+  return case when (p_file).size_bytes <= 65536 then (p_file).content end;
+end
 $$;
 revoke all on function fsync.inline_content(public.project_files) from public;
 
 create function fsync.file_result(p_file public.project_files, p_seq bigint, p_noop boolean)
 returns jsonb
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select jsonb_build_object(
+begin
+  return jsonb_build_object(
     'project_id', (p_file).project_id,
     'file_path', (p_file).file_path,
     'version', (p_file).version,
@@ -427,7 +440,8 @@ as $$
     'storage_path', (p_file).storage_path,
     'is_deleted', (p_file).is_deleted,
     'seq', p_seq,
-    'noop', p_noop)
+    'noop', p_noop);
+end
 $$;
 revoke all on function fsync.file_result(public.project_files, bigint, boolean) from public;
 
@@ -449,9 +463,12 @@ set search_path = ''
 as $$
 declare
   v_caller fsync.caller := fsync.authorize(p_project_id, true);
-  v_hash text;
+  v_new public.project_files;
+  v_payload jsonb;
+  v_inline text;
   v_res record;
   v_seq bigint;
+  v_broadcast boolean;
 begin
   perform fsync.validate_path(p_file_path);
   perform fsync.check_write_args(p_file_type, p_expected_version);
@@ -459,18 +476,30 @@ begin
     perform fsync.raise_error('PT422', 'content must not be null: use delete_project_file to delete a file',
                               jsonb_build_object('rule', 'content'));
   end if;
-  perform fsync.check_text_size(p_file_path, octet_length(p_content));
-  v_hash := fsync.content_hash(p_content);
+  v_new.file_path := p_file_path;
+  v_new.content := p_content;
+  v_new.size_bytes := octet_length(p_content);
+  perform fsync.check_text_size(p_file_path, v_new.size_bytes);
+  v_new.content_hash := fsync.content_hash(p_content);
+  v_new.file_type := coalesce(p_file_type, fsync.infer_file_type(p_file_path));
   perform fsync.consume_rate_limit(v_caller, p_project_id);
+  -- The event's payload but its version, its inline content and whether it is
+  -- broadcast, before the lock: writers of the project queue behind it until
+  -- commit, so it covers only the head read, the version write, the seq and the
+  -- event. The payload is what file_payload gives for the new head.
+  v_payload := fsync.file_payload(v_new);
+  v_inline := fsync.inline_content(v_new);
+  v_broadcast := fsync.server_broadcasts(p_project_id);
   perform fsync.lock_project(p_project_id);
 
   select * into v_res
-    from fsync.put_version(p_project_id, p_file_path, false, p_content, null, v_hash,
-                           octet_length(p_content), p_file_type, p_expected_version, v_caller.user_id);
+    from fsync.put_version(p_project_id, p_file_path, false, p_content, null, v_new.content_hash,
+                           v_new.size_bytes, p_file_type, p_expected_version, v_caller.user_id);
   perform fsync.add_project_usage(p_project_id, v_res.live_files, v_res.live_bytes);
   if not v_res.noop then
-    v_seq := fsync.append_event(p_project_id, 'file:update', fsync.file_payload(v_res.file),
-                                fsync.inline_content(v_res.file), v_caller.user_id);
+    v_seq := fsync.append_event(p_project_id, 'file:update',
+                                v_payload || jsonb_build_object('version', (v_res.file).version),
+                                v_inline, v_caller.user_id, v_broadcast);
   end if;
   return fsync.file_result(v_res.file, v_seq, v_res.noop);
 end
@@ -478,18 +507,24 @@ $$;
 revoke all on function fsync.upsert_project_file(uuid, text, text, text, integer) from public;
 grant execute on function fsync.upsert_project_file(uuid, text, text, text, integer) to authenticated, service_role;
 
+-- The public wrappers of the writes are PL/pgSQL for the reason given at
+-- fsync.setting (fsync-setup): called as a statement, a SQL function is planned
+-- again on every call.
 create function public.upsert_project_file(json)
 returns jsonb
-language sql
+language plpgsql
 security invoker
 set search_path = ''
 as $$
-  select fsync.upsert_project_file(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_text(a, 'p_file_path'),
+declare
+  a jsonb := fsync.rpc_args('upsert_project_file', $1,
+                            array['project_uuid', 'p_file_path', 'p_content', 'p_file_type', 'expected_version'],
+                            array['project_uuid', 'p_file_path', 'p_content']);
+begin
+  return fsync.upsert_project_file(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_text(a, 'p_file_path'),
                                    fsync.arg_text(a, 'p_content'), fsync.arg_text(a, 'p_file_type'),
-                                   fsync.arg_int(a, 'expected_version', 0, 2147483647)::integer)
-    from fsync.rpc_args('upsert_project_file', $1,
-                        array['project_uuid', 'p_file_path', 'p_content', 'p_file_type', 'expected_version'],
-                        array['project_uuid', 'p_file_path', 'p_content']) as a
+                                   fsync.arg_int(a, 'expected_version', 0, 2147483647)::integer);
+end
 $$;
 comment on function public.upsert_project_file(json) is
   'Saves a text file as a new version (no-op when the content is unchanged). Owner/editor. Returns the head as jsonb. Arguments: one JSON object {project_uuid, p_file_path, p_content, p_file_type?, expected_version?}.';
@@ -509,11 +544,13 @@ declare
   v_caller fsync.caller := fsync.authorize(p_project_id, true);
   v_res record;
   v_seq bigint;
+  v_broadcast boolean;
 begin
   perform fsync.validate_path(p_file_path);
   perform fsync.check_write_args(p_file_type, p_expected_version);
   perform fsync.check_binary_args(p_project_id, p_storage_path, p_content_hash, p_size_bytes);
   perform fsync.consume_rate_limit(v_caller, p_project_id);
+  v_broadcast := fsync.server_broadcasts(p_project_id);
   perform fsync.lock_project(p_project_id);
 
   select * into v_res
@@ -521,7 +558,7 @@ begin
                            p_size_bytes, p_file_type, p_expected_version, v_caller.user_id);
   perform fsync.add_project_usage(p_project_id, v_res.live_files, v_res.live_bytes);
   if not v_res.noop then
-    v_seq := fsync.append_event(p_project_id, 'file:update', fsync.file_payload(v_res.file), null, v_caller.user_id);
+    v_seq := fsync.append_event(p_project_id, 'file:update', fsync.file_payload(v_res.file), null, v_caller.user_id, v_broadcast);
   end if;
   return fsync.file_result(v_res.file, v_seq, v_res.noop);
 end
@@ -531,20 +568,23 @@ grant execute on function fsync.register_binary_file(uuid, text, text, text, big
 
 create function public.register_binary_file(json)
 returns jsonb
-language sql
+language plpgsql
 security invoker
 set search_path = ''
 as $$
-  select fsync.register_binary_file(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_text(a, 'p_file_path'),
+declare
+  a jsonb := fsync.rpc_args('register_binary_file', $1,
+                            array['project_uuid', 'p_file_path', 'p_storage_path', 'p_content_hash', 'p_size_bytes',
+                                  'p_file_type', 'expected_version'],
+                            array['project_uuid', 'p_file_path', 'p_storage_path', 'p_content_hash',
+                                  'p_size_bytes']);
+begin
+  return fsync.register_binary_file(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_text(a, 'p_file_path'),
                                     fsync.arg_text(a, 'p_storage_path'), fsync.arg_text(a, 'p_content_hash'),
                                     fsync.arg_int(a, 'p_size_bytes', 0, 9223372036854775807),
                                     fsync.arg_text(a, 'p_file_type'),
-                                    fsync.arg_int(a, 'expected_version', 0, 2147483647)::integer)
-    from fsync.rpc_args('register_binary_file', $1,
-                        array['project_uuid', 'p_file_path', 'p_storage_path', 'p_content_hash', 'p_size_bytes',
-                              'p_file_type', 'expected_version'],
-                        array['project_uuid', 'p_file_path', 'p_storage_path', 'p_content_hash',
-                              'p_size_bytes']) as a
+                                    fsync.arg_int(a, 'expected_version', 0, 2147483647)::integer);
+end
 $$;
 comment on function public.register_binary_file(json) is
   'Records a binary already uploaded to Storage at project-assets/<project_id>/<path> as a new version (content NULL, storage_path set). Owner/editor. Arguments: one JSON object {project_uuid, p_file_path, p_storage_path, p_content_hash, p_size_bytes, p_file_type?, expected_version?}.';
@@ -562,11 +602,13 @@ declare
   v_caller fsync.caller := fsync.authorize(p_project_id, true);
   v_res record;
   v_seq bigint;
+  v_broadcast boolean;
 begin
   -- No path rules here: deleting needs only a head with exactly this path, so a
   -- legacy path that breaks the rules can still be deleted.
   perform fsync.check_write_args(null, p_expected_version);
   perform fsync.consume_rate_limit(v_caller, p_project_id);
+  v_broadcast := fsync.server_broadcasts(p_project_id);
   perform fsync.lock_project(p_project_id);
 
   select * into v_res
@@ -577,7 +619,7 @@ begin
     v_seq := fsync.append_event(p_project_id, 'file:delete',
                                 jsonb_build_object('file_path', (v_res.file).file_path,
                                                    'version', (v_res.file).version),
-                                null, v_caller.user_id);
+                                null, v_caller.user_id, v_broadcast);
   end if;
   return fsync.file_result(v_res.file, v_seq, v_res.noop);
 end
@@ -587,15 +629,18 @@ grant execute on function fsync.delete_project_file(uuid, text, integer) to auth
 
 create function public.delete_project_file(json)
 returns jsonb
-language sql
+language plpgsql
 security invoker
 set search_path = ''
 as $$
-  select fsync.delete_project_file(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_text(a, 'p_file_path'),
-                                   fsync.arg_int(a, 'expected_version', 0, 2147483647)::integer)
-    from fsync.rpc_args('delete_project_file', $1,
-                        array['project_uuid', 'p_file_path', 'expected_version'],
-                        array['project_uuid', 'p_file_path']) as a
+declare
+  a jsonb := fsync.rpc_args('delete_project_file', $1,
+                            array['project_uuid', 'p_file_path', 'expected_version'],
+                            array['project_uuid', 'p_file_path']);
+begin
+  return fsync.delete_project_file(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_text(a, 'p_file_path'),
+                                   fsync.arg_int(a, 'expected_version', 0, 2147483647)::integer);
+end
 $$;
 comment on function public.delete_project_file(json) is
   'Deletes a file by writing a tombstone version (no-op if already deleted). Owner/editor. Arguments: one JSON object {project_uuid, p_file_path, expected_version?}.';
@@ -617,6 +662,7 @@ declare
   v_del record;
   v_new record;
   v_seq bigint;
+  v_broadcast boolean;
 begin
   -- The source needs only a live head with exactly this path (no path rules, so a
   -- legacy path that breaks them can be renamed to a valid one); the target is validated.
@@ -627,6 +673,7 @@ begin
                               jsonb_build_object('rule', 'same_path', 'path', p_from_path));
   end if;
   perform fsync.consume_rate_limit(v_caller, p_project_id);
+  v_broadcast := fsync.server_broadcasts(p_project_id);
   perform fsync.lock_project(p_project_id);
 
   select * into v_from from public.project_files f
@@ -660,7 +707,7 @@ begin
                               fsync.file_payload(v_new.file)
                               || jsonb_build_object('from_path', p_from_path,
                                                     'from_version', (v_del.file).version),
-                              fsync.inline_content(v_new.file), v_caller.user_id);
+                              fsync.inline_content(v_new.file), v_caller.user_id, v_broadcast);
   return fsync.file_result(v_new.file, v_seq, false)
          || jsonb_build_object('from_path', p_from_path, 'from_version', (v_del.file).version);
 end
@@ -670,16 +717,19 @@ grant execute on function fsync.rename_project_file(uuid, text, text, integer) t
 
 create function public.rename_project_file(json)
 returns jsonb
-language sql
+language plpgsql
 security invoker
 set search_path = ''
 as $$
-  select fsync.rename_project_file(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_text(a, 'p_from_path'),
+declare
+  a jsonb := fsync.rpc_args('rename_project_file', $1,
+                            array['project_uuid', 'p_from_path', 'p_to_path', 'expected_version'],
+                            array['project_uuid', 'p_from_path', 'p_to_path']);
+begin
+  return fsync.rename_project_file(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_text(a, 'p_from_path'),
                                    fsync.arg_text(a, 'p_to_path'),
-                                   fsync.arg_int(a, 'expected_version', 0, 2147483647)::integer)
-    from fsync.rpc_args('rename_project_file', $1,
-                        array['project_uuid', 'p_from_path', 'p_to_path', 'expected_version'],
-                        array['project_uuid', 'p_from_path', 'p_to_path']) as a
+                                   fsync.arg_int(a, 'expected_version', 0, 2147483647)::integer);
+end
 $$;
 comment on function public.rename_project_file(json) is
   'Moves a file: tombstone at the old path, new version at the new path, one file:rename event. expected_version applies to the old path. Owner/editor. Arguments: one JSON object {project_uuid, p_from_path, p_to_path, expected_version?}.';
@@ -725,6 +775,7 @@ declare
   v_live_files bigint := 0;
   v_live_bytes bigint := 0;
   v_seq bigint;
+  v_broadcast boolean;
 begin
   if p_files is null or jsonb_typeof(p_files) <> 'array' then
     perform fsync.raise_error('PT422', 'files must be a JSON array of {file_path, content, …} objects',
@@ -838,6 +889,7 @@ begin
   end if;
 
   perform fsync.consume_rate_limit(v_caller, p_project_id);
+  v_broadcast := fsync.server_broadcasts(p_project_id);
   perform fsync.lock_project(p_project_id);
 
   -- Pass 2: write. Any error aborts the whole call: no row, no event, no seq.
@@ -862,7 +914,7 @@ begin
 
   if cardinality(v_changed) > 0 then
     v_seq := fsync.append_event(p_project_id, 'bulk:apply', jsonb_build_object('files', to_jsonb(v_changed)), null,
-                                v_caller.user_id);
+                                v_caller.user_id, v_broadcast);
   end if;
   return jsonb_build_object(
     'project_id', p_project_id,
@@ -877,14 +929,17 @@ grant execute on function fsync.bulk_upsert_project_files(uuid, jsonb) to authen
 
 create function public.bulk_upsert_project_files(json)
 returns jsonb
-language sql
+language plpgsql
 security invoker
 set search_path = ''
 as $$
-  select fsync.bulk_upsert_project_files(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_array(a, 'files'))
-    from fsync.rpc_args('bulk_upsert_project_files', $1,
-                        array['project_uuid', 'files'],
-                        array['project_uuid', 'files']) as a
+declare
+  a jsonb := fsync.rpc_args('bulk_upsert_project_files', $1,
+                            array['project_uuid', 'files'],
+                            array['project_uuid', 'files']);
+begin
+  return fsync.bulk_upsert_project_files(fsync.arg_uuid(a, 'project_uuid'), fsync.arg_array(a, 'files'));
+end
 $$;
 comment on function public.bulk_upsert_project_files(json) is
   'Applies many saves/deletes all-or-nothing with one bulk:apply event. Limits: limits.max_bulk_files, limits.max_bulk_bytes. Owner/editor. Arguments: one JSON object {project_uuid, files}.';

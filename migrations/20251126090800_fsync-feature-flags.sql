@@ -87,7 +87,6 @@ set search_path = ''
 as $$
 declare
   v_flag public.feature_flags;
-  v_environment text := fsync.setting('environment') #>> '{}';
 begin
   select * into v_flag from public.feature_flags f where f.flag_key = p_flag_key;
   -- coalesce: an adopted table's columns may allow NULL; NULL means off, none, 0.
@@ -97,7 +96,10 @@ begin
   if p_user_id is not null and p_user_id = any (coalesce(v_flag.target_user_ids, '{}')) then
     return true;
   end if;
-  if cardinality(v_flag.environments) > 0 and not (coalesce(v_environment, '') = any (v_flag.environments)) then
+  -- The environment is read only for a flag limited to some: append_event asks
+  -- on every write, under the project's lock.
+  if cardinality(v_flag.environments) > 0
+     and not (coalesce(fsync.setting('environment') #>> '{}', '') = any (v_flag.environments)) then
     return false;
   end if;
   if coalesce(v_flag.rollout_percentage, 0) >= 100 then

@@ -5,7 +5,8 @@
 -- time of the rollback, to the private schema fsync_rollback (no API role has
 -- any privilege there), and the next up brings it back and continues it
 -- (fsync-change-log "After a rollback"). Drop fsync_rollback by hand to forget it.
-drop function if exists fsync.append_event(uuid, text, jsonb, text, uuid);
+drop function if exists fsync.append_event(uuid, text, jsonb, text, uuid, boolean);
+drop function if exists fsync.server_broadcasts(uuid);
 do $$
 begin
   if fsync.was_adopted('relation', 'public.projects') and to_regclass('public.project_events') is not null then

@@ -13,42 +13,14 @@ drop function if exists fsync.bulk_upsert_project_files(uuid, jsonb);
 alter function fsync.apply_bulk(uuid, jsonb) rename to bulk_upsert_project_files;
 grant execute on function fsync.bulk_upsert_project_files(uuid, jsonb) to authenticated, service_role;
 
-create or replace function fsync.append_event(p_project_id uuid, p_type text, p_payload jsonb, p_content text, p_actor uuid)
-returns bigint
+create or replace function fsync.server_broadcasts(p_project_id uuid)
+returns boolean
 language plpgsql
+stable
 set search_path = ''
 as $$
-declare
-  v_seq bigint;
-  v_at timestamptz := clock_timestamp();  -- taken under the project lock: increases with seq
-  v_payload jsonb;
 begin
-  update public.projects p
-     set last_seq = p.last_seq + 1, updated_at = v_at
-   where p.id = p_project_id
-  returning p.last_seq into v_seq;
-  if v_seq is null then
-    perform fsync.raise_error('PT404', format('project %s not found', p_project_id),
-                              jsonb_build_object('project_id', p_project_id));
-  end if;
-
-  v_payload := p_payload || jsonb_build_object(
-    'v', 1,
-    'seq', v_seq,
-    'type', p_type,
-    'project_id', p_project_id,
-    'timestamp', to_char(v_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-    'actor', p_actor);
-
-  insert into public.project_events (project_id, seq, event_type, payload, actor, created_at)
-  values (p_project_id, v_seq, p_type, v_payload, p_actor, v_at);
-
-  perform realtime.send(
-    case when p_content is null then v_payload else v_payload || jsonb_build_object('content', p_content) end,
-    p_type,
-    'project:' || p_project_id::text,
-    true);
-  return v_seq;
+  return true;
 end
 $$;
 

@@ -1,4 +1,5 @@
-//! Criterion benchmarks: hashing throughput and snapshot build/extract on source-like trees.
+//! Criterion benchmarks: hashing throughput and snapshot build/extract on source-like trees, with
+//! extraction's write floor beside it.
 //!
 //! `cargo bench -p fs-sync-core`. The comparisons with sha256sum, JSZip, fflate and unzipper live
 //! in `bench/` (they need other runtimes in the same run).
@@ -63,6 +64,23 @@ fn snapshots(c: &mut Criterion) {
                 round += 1;
                 let target = dir.path().join(format!("t{round}"));
                 extract_snapshot(&zip[..], &target, &Limits::default(), |_| Ok(())).unwrap();
+            })
+        });
+        // The floor extraction is held to (bench/extract-floor.mjs): the same files written with
+        // create, write, close and each folder made once; no zip, no hashing, no verification.
+        g.bench_function("write_floor", |b| {
+            b.iter(|| {
+                round += 1;
+                let target = dir.path().join(format!("t{round}"));
+                let mut made = std::collections::HashSet::new();
+                for (path, bytes) in &files {
+                    let dest = target.join(path);
+                    let parent = dest.parent().unwrap().to_path_buf();
+                    if made.insert(parent.clone()) {
+                        std::fs::create_dir_all(&parent).unwrap();
+                    }
+                    std::fs::write(&dest, bytes).unwrap();
+                }
             })
         });
         g.finish();

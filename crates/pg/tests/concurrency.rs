@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use common::{call, create_project, create_user, user_claims, BULK, UPSERT};
+use common::{call, create_project, create_user, rate_limits_off, user_claims, BULK, UPSERT};
 use fs_sync_core::content_hash;
 use fs_sync_pg::TestDb;
 use serde_json::json;
@@ -107,13 +107,7 @@ enum Outcome {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_writers_keep_versions_and_seqs_gapless_in_commit_order() {
     let db = TestDb::new().await.unwrap();
-    db.admin()
-        .execute(
-            "update fsync.settings set value = 'false' where key = 'rate_limit.enabled'",
-            &[],
-        )
-        .await
-        .unwrap();
+    rate_limits_off(&db).await;
     let owner = create_user(&db, "owner@example.test").await;
     let project = create_project(&db, owner).await;
     const WRITERS: usize = 8;

@@ -6,7 +6,7 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 
-use flate2::bufread::DeflateDecoder;
+use flate2::{Decompress, FlushDecompress, Status};
 
 use super::format::{self, EntryHeader};
 use super::SnapshotError;
@@ -73,6 +73,9 @@ where
     let mut manifest: Option<Manifest> = None;
     let mut accept = Some(accept);
     let mut visited: Vec<bool> = Vec::new();
+    // One inflate state for every entry, reset between them: allocating and clearing its window
+    // per entry costs more than inflating a small file.
+    let mut inflater = Decompress::new(false);
     loop {
         let entry_offset = r.offset;
         let sig = r.u32("the next entry's signature")?;
@@ -118,7 +121,7 @@ where
                 });
             }
             let mut buf = Vec::with_capacity(header.size as usize);
-            let mut data = EntryData::open(&mut r, &header, None)?;
+            let mut data = EntryData::open(&mut r, &mut inflater, &header, None)?;
             data.read_to_end(&mut buf).map_err(unwrap_io)?;
             data.finish().map_err(unwrap_io)?;
             let parsed = Manifest::from_json(&buf)?;
@@ -149,17 +152,19 @@ where
         if name == MANIFEST_PATH {
             return Err(SnapshotError::Duplicate { path: name });
         }
-        if let Err(e) = validate_path(&name) {
-            return Err(SnapshotError::UnsafePath {
-                name,
-                rule: e.rule,
-                detail: e.detail,
-            });
-        }
+        // A name the manifest lists passed the path rules with the manifest; any other is refused,
+        // for breaking them if it does.
         let Ok(index) = manifest
             .files
             .binary_search_by(|e| e.path.as_str().cmp(&name))
         else {
+            if let Err(e) = validate_path(&name) {
+                return Err(SnapshotError::UnsafePath {
+                    name,
+                    rule: e.rule,
+                    detail: e.detail,
+                });
+            }
             return Err(SnapshotError::NotInManifest { path: name });
         };
         if std::mem::replace(&mut visited[index], true) {
@@ -173,7 +178,8 @@ where
                 actual: header.size.into(),
             });
         }
-        let mut data = EntryData::open(&mut r, &header, Some(&expected.content_hash))?;
+        let mut data =
+            EntryData::open(&mut r, &mut inflater, &header, Some(&expected.content_hash))?;
         if let Err(e) = on_file(expected, &mut data) {
             return Err(match unwrap_io(e) {
                 SnapshotError::Io(source) => SnapshotError::Write { path: name, source },
@@ -249,12 +255,56 @@ struct EntryData<'a, R: Read> {
 
 enum Source<'a, R: Read> {
     Stored(io::Take<&'a mut Counting<R>>),
-    Deflated(DeflateDecoder<io::Take<&'a mut Counting<R>>>),
+    Deflated(Inflating<'a, R>),
+}
+
+/// Raw deflate over an entry's compressed bytes, with the reader's shared inflate state.
+struct Inflating<'a, R: Read> {
+    input: io::Take<&'a mut Counting<R>>,
+    state: &'a mut Decompress,
+}
+
+impl<R: Read> Read for Inflating<'_, R> {
+    /// As flate2's own `bufread::DeflateDecoder` reads, with the same errors.
+    fn read(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let input = self.input.fill_buf()?;
+            let eof = input.is_empty();
+            let (before_in, before_out) = (self.state.total_in(), self.state.total_out());
+            let flush = if eof {
+                FlushDecompress::Finish
+            } else {
+                FlushDecompress::None
+            };
+            let status = self.state.decompress(input, dst, flush);
+            let read = (self.state.total_out() - before_out) as usize;
+            let consumed = (self.state.total_in() - before_in) as usize;
+            self.input.consume(consumed);
+            match status {
+                // Nothing came out but more input is there: 0 would read as the end.
+                Ok(Status::Ok | Status::BufError) if read == 0 && !eof && !dst.is_empty() => {}
+                Ok(Status::Ok | Status::BufError) if read == 0 && eof && !dst.is_empty() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "incomplete deflate stream",
+                    ))
+                }
+                Ok(_) => return Ok(read),
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "corrupt deflate stream",
+                    ))
+                }
+            }
+        }
+    }
 }
 
 impl<'a, R: Read> EntryData<'a, R> {
     fn open(
         r: &'a mut Counting<R>,
+        inflater: &'a mut Decompress,
         header: &'a EntryHeader,
         content_hash: Option<&'a str>,
     ) -> Result<Self, SnapshotError> {
@@ -271,7 +321,11 @@ impl<'a, R: Read> EntryData<'a, R> {
             }
             Source::Stored(limited)
         } else {
-            Source::Deflated(DeflateDecoder::new(limited))
+            inflater.reset(false);
+            Source::Deflated(Inflating {
+                input: limited,
+                state: inflater,
+            })
         };
         Ok(EntryData {
             source,
@@ -294,7 +348,7 @@ impl<'a, R: Read> EntryData<'a, R> {
     fn counting(&self) -> &Counting<R> {
         match &self.source {
             Source::Stored(t) => t.get_ref(),
-            Source::Deflated(d) => d.get_ref().get_ref(),
+            Source::Deflated(d) => d.input.get_ref(),
         }
     }
 
@@ -310,7 +364,7 @@ impl<'a, R: Read> EntryData<'a, R> {
     fn verify_end(&mut self) -> Result<(), SnapshotError> {
         if let Source::Deflated(d) = &mut self.source {
             // Trailing bytes after the deflate stream still belong to this entry.
-            io::copy(d.get_mut(), &mut io::sink())?;
+            io::copy(&mut d.input, &mut io::sink())?;
         }
         if self.counting().offset - self.start != self.compressed {
             return Err(self.truncated());

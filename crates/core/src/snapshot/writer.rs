@@ -8,7 +8,7 @@ use flate2::Compression;
 use super::format::{self, EntryHeader, FLAG_UTF8, METHOD_DEFLATE, METHOD_STORE};
 use super::SnapshotError;
 use crate::filetype::is_precompressed;
-use crate::hash::{content_hash, ContentHasher};
+use crate::hash::{content_digest, ContentHasher};
 use crate::manifest::{Manifest, ManifestEntry, MANIFEST_PATH};
 
 /// Files smaller than this are stored: deflate cannot win enough to pay for itself.
@@ -363,6 +363,23 @@ impl<W: Write> SnapshotWriter<W> {
     /// While a file given in pieces is open (between [`begin_file`](Self::begin_file) and
     /// [`end_file`](Self::end_file)).
     pub fn add_file(&mut self, path: &str, content: &[u8]) -> Result<(), SnapshotError> {
+        self.add_file_with_digest(path, content, &content_digest(content))
+    }
+
+    /// [`add_file`](Self::add_file) for a caller that has computed `content`'s SHA-256 itself,
+    /// e.g. with the host's native SHA-256 (a Worker's `crypto.subtle.digest` is several times
+    /// faster than SHA-256 compiled to Wasm). `sha256` must be the digest of exactly `content`;
+    /// it is checked against the manifest as add_file checks its own.
+    ///
+    /// # Panics
+    ///
+    /// As [`add_file`](Self::add_file).
+    pub fn add_file_with_digest(
+        &mut self,
+        path: &str,
+        content: &[u8],
+        sha256: &[u8; 32],
+    ) -> Result<(), SnapshotError> {
         let expected = self.expect_next(path)?;
         if expected.size != content.len() as u64 {
             return Err(SnapshotError::SizeMismatch {
@@ -371,7 +388,7 @@ impl<W: Write> SnapshotWriter<W> {
                 actual: content.len() as u64,
             });
         }
-        let hash = content_hash(content);
+        let hash = hex::encode(sha256);
         if hash != expected.content_hash {
             return Err(SnapshotError::HashMismatch {
                 path: path.to_owned(),
@@ -576,19 +593,53 @@ impl<W: Write> SnapshotWriter<W> {
     /// or already compressed), the central directory and its end record. Known before any file
     /// content is read, so an archive sure to be too large can be refused up front.
     pub fn min_size(&self) -> u64 {
+        self.size_with(|f| {
+            if deflate_candidate(&f.path, f.size) {
+                0
+            } else {
+                f.size
+            }
+        })
+    }
+
+    /// The largest size the finished archive can have: as [`min_size`](Self::min_size), with
+    /// every remaining file's bytes as they are (deflate is kept only where it makes an entry
+    /// smaller). An archive within a limit by this bound fits it at any level.
+    pub fn max_size(&self) -> u64 {
+        self.size_with(|f| f.size)
+    }
+
+    /// What is written so far, plus the remaining files' headers and names and `data` of each,
+    /// the central directory and its end record.
+    fn size_with(&self, data: impl Fn(&ManifestEntry) -> u64) -> u64 {
         let rest: u64 = self.manifest.files[self.next..]
             .iter()
             .map(|f| {
                 let headers = (format::LOCAL_HEADER_LEN + format::CENTRAL_HEADER_LEN) as u64;
-                let stored = if deflate_candidate(&f.path, f.size) {
-                    0
-                } else {
-                    f.size
-                };
-                headers + 2 * f.path.len() as u64 + stored
+                headers + 2 * f.path.len() as u64 + data(f)
             })
             .sum();
         self.offset + self.central.len() as u64 + rest + format::END_LEN as u64
+    }
+
+    /// The deflate level of the files added from now on.
+    pub fn level(&self) -> u32 {
+        self.level.level()
+    }
+
+    /// Sets the deflate level (0–9) of the files added from now on. One state still gives one
+    /// archive as long as the level is chosen from the state alone (e.g. from
+    /// [`max_size`](Self::max_size)).
+    ///
+    /// # Panics
+    ///
+    /// While a file given in pieces is open.
+    pub fn set_level(&mut self, level: u32) {
+        assert!(
+            self.piecewise.is_none(),
+            "a file given in pieces is still open: end_file comes first"
+        );
+        self.level = Compression::new(level.min(9));
     }
 
     /// Writes the central directory and returns the sink with a summary.
@@ -777,6 +828,53 @@ mod tests {
         }
     }
 
+    /// Every level, not only the default one: a producer may pick another (fs-sync-edge does).
+    #[test]
+    fn every_level_gives_one_archive_per_state_whole_or_in_pieces() {
+        let files = files();
+        let build = |level: u32, piece: Option<usize>| {
+            let options = WriteOptions { level };
+            let mut w = SnapshotWriter::new(Vec::new(), manifest(&files), options).unwrap();
+            for (p, c) in &files {
+                match piece {
+                    Some(piece) => in_pieces(&mut w, p, c, piece),
+                    None => w.add_file(p, c).unwrap(),
+                }
+            }
+            w.finish().unwrap().0
+        };
+        for level in 0..=9 {
+            let zip = build(level, None);
+            assert!(
+                zip == build(level, None),
+                "level {level}: two builds differ"
+            );
+            for piece in [4096, 65_537] {
+                assert!(
+                    zip == build(level, Some(piece)),
+                    "level {level}: pieces of {piece} bytes gave other bytes"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_digest_given_by_the_caller_is_checked_like_its_own() {
+        let files = files();
+        let (path, content) = &files[0];
+        let mut w =
+            SnapshotWriter::new(Vec::new(), manifest(&files), WriteOptions::default()).unwrap();
+        let mut wrong = content_digest(content);
+        wrong[0] ^= 1;
+        let e = w.add_file_with_digest(path, content, &wrong).unwrap_err();
+        assert!(matches!(e, SnapshotError::HashMismatch { .. }), "{e}");
+        // Refused before anything was written: the same file can still be added.
+        for (p, c) in &files {
+            w.add_file_with_digest(p, c, &content_digest(c)).unwrap();
+        }
+        assert!(w.finish().unwrap().0 == whole(&files));
+    }
+
     #[test]
     fn the_manifest_entry_is_its_canonical_json_deflated_in_blocks() {
         let files: Vec<(String, Vec<u8>)> = (0..3000)
@@ -925,5 +1023,25 @@ mod tests {
             w.add_file(p, c).unwrap();
         }
         assert_eq!(w.finish().unwrap().0.len() as u64, bound);
+    }
+
+    #[test]
+    fn max_size_is_an_upper_bound_at_any_level() {
+        let files = files();
+        for level in [0, 2, 9] {
+            let mut w =
+                SnapshotWriter::new(Vec::new(), manifest(&files), WriteOptions::default()).unwrap();
+            w.set_level(level);
+            assert_eq!(w.level(), level);
+            let bound = w.max_size();
+            for (p, c) in &files {
+                w.add_file(p, c).unwrap();
+                assert!(w.max_size() <= bound);
+            }
+            // Nothing left to guess: the bound is the size.
+            let exact = w.max_size();
+            let zip = w.finish().unwrap().0;
+            assert_eq!(zip.len() as u64, exact, "level {level}");
+        }
     }
 }

@@ -26,6 +26,17 @@ pub async fn create_project(db: &TestDb, owner: Uuid) -> Uuid {
         .get(0)
 }
 
+/// Turns the write rate limit off: concurrency tests write faster than a user may.
+pub async fn rate_limits_off(db: &TestDb) {
+    db.admin()
+        .execute(
+            "update fsync.settings set value = 'false' where key = 'rate_limit.enabled'",
+            &[],
+        )
+        .await
+        .unwrap();
+}
+
 pub fn user_claims(user: Uuid) -> Value {
     json!({"role": "authenticated", "sub": user.to_string(), "aud": "authenticated",
            "exp": 4102444800u64})
