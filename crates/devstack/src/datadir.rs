@@ -516,13 +516,7 @@ async fn migrate(server: &PgServer, port: u16) -> Result<(Vec<String>, Vec<Strin
     admin
         .batch_execute(
             "create schema if not exists fsync_dev;
-             revoke all on schema fsync_dev from public;
-             create table if not exists fsync_dev.local_base (
-               version text primary key,
-               name text not null,
-               checksum text not null,
-               applied_at timestamptz not null default now()
-             );",
+             revoke all on schema fsync_dev from public;",
         )
         .await?;
     let base = apply_tracked(
@@ -537,15 +531,7 @@ async fn migrate(server: &PgServer, port: u16) -> Result<(Vec<String>, Vec<Strin
     // What `supabase db push` keeps, created by `postgres` as the CLI does; plus each file's
     // checksum, so an edited migration is noticed.
     postgres
-        .batch_execute(
-            "create schema if not exists supabase_migrations;
-             create table if not exists supabase_migrations.schema_migrations (
-               version text primary key,
-               name text not null,
-               checksum text not null,
-               applied_at timestamptz not null default now()
-             );",
-        )
+        .batch_execute("create schema if not exists supabase_migrations")
         .await?;
     let migrations = apply_tracked(
         &mut postgres,
@@ -581,9 +567,10 @@ pub(crate) enum Changed {
     Reapply,
 }
 
-/// Applies, in order, the `files` that `table` has no row for (and, with [`Changed::Reapply`],
-/// those whose contents changed), each in one transaction with its row; otherwise refuses when
-/// a recorded file changed or is gone. Returns the files applied.
+/// Applies, in order, the `files` that `table` (schema-qualified; created when missing, in an
+/// existing schema) has no row for (and, with [`Changed::Reapply`], those whose contents
+/// changed), each in one transaction with its row; otherwise refuses when a recorded file
+/// changed or is gone. Returns the files applied.
 pub(crate) async fn apply_tracked(
     client: &mut Client,
     files: &[PathBuf],
@@ -591,6 +578,16 @@ pub(crate) async fn apply_tracked(
     kind: &str,
     changed: Changed,
 ) -> Result<Vec<String>, Error> {
+    client
+        .batch_execute(&format!(
+            "create table if not exists {table} (
+               version text primary key,
+               name text not null,
+               checksum text not null,
+               applied_at timestamptz not null default now()
+             )"
+        ))
+        .await?;
     let recorded: HashMap<String, (String, String)> = client
         .query(&format!("select version, name, checksum from {table}"), &[])
         .await?
@@ -721,8 +718,6 @@ mod tests {
         client
             .batch_execute(
                 "create schema tracked;
-                 create table tracked.m (version text primary key, name text not null,
-                   checksum text not null, applied_at timestamptz not null default now());
                  create table tracked.log (n int);",
             )
             .await

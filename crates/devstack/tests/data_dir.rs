@@ -5,21 +5,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fs_sync_dev::{DatabaseSource, DevStack, Options};
-use serde_json::{json, Value};
 
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+mod cli;
+use cli::{pg_port, wait_for};
+use serde_json::{json, Value};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("fs-sync-dev-{name}-{}", std::process::id()));
@@ -86,18 +78,6 @@ fn stop(mut stack: Stack) -> String {
     });
     assert!(out.success(), "exit status {out:?}");
     std::io::read_to_string(child.stdout.take().unwrap()).unwrap()
-}
-
-fn pg_port(info: &Value) -> u16 {
-    let url = info["db_url"].as_str().unwrap();
-    url.rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 /// The cluster was shut down cleanly: its port is closed, its pid file gone, and its log says so.

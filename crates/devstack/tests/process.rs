@@ -2,46 +2,15 @@
 //! SIGTERM exits 0 leaving no PostgreSQL behind.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::Value;
-
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+mod cli;
+use cli::{pg_port, start_ephemeral, wait_for};
 
 #[test]
 fn sigterm_stops_everything() {
-    let dir = std::env::temp_dir().join(format!("fs-sync-dev-process-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (mut child, dir, info) = start_ephemeral("process-test", Stdio::piped());
     let ready = dir.join("ready.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fs-sync-dev"))
-        .args([
-            "start",
-            "--ephemeral",
-            "--port",
-            "0",
-            "--quiet",
-            "--ready-file",
-        ])
-        .arg(&ready)
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let info: Value = wait_for("the ready file", Duration::from_secs(60), || {
-        std::fs::read(&ready)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-    });
     for k in [
         "api_url",
         "anon_key",
@@ -52,16 +21,7 @@ fn sigterm_stops_everything() {
         assert!(info[k].as_str().is_some_and(|v| !v.is_empty()), "{k}");
     }
     assert!(info["jwt_secret"].as_str().unwrap().len() >= 40);
-    let db_url = info["db_url"].as_str().unwrap();
-    let pg_port: u16 = db_url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pg_port = pg_port(&info);
     assert!(std::net::TcpStream::connect(("127.0.0.1", pg_port)).is_ok());
     let cluster_dir = std::env::temp_dir().join(format!("fs-sync-pg-{}", child.id()));
     assert!(cluster_dir.exists());
