@@ -320,18 +320,8 @@ impl PgServer {
                 // TCP only: a socket path under the data dir could exceed the 107-byte limit.
                 "-c",
                 "unix_socket_directories=",
-                "-c",
-                "max_connections=300",
-                "-c",
-                "max_locks_per_transaction=256",
-                "-c",
-                "track_commit_timestamp=on",
-                "-c",
-                "timezone=UTC",
-                // Benchmarks read the database time per save from pg_stat_user_functions.
-                "-c",
-                "track_functions=all",
             ])
+            .args(fs_sync_pg::server_settings())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file);

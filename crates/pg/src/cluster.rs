@@ -250,6 +250,24 @@ pub fn command(program: &Path, owner: Option<(u32, u32)>, death_signal: libc::c_
     cmd
 }
 
+/// The server settings every cluster fs-sync starts runs with (throwaway or kept), as `-c`
+/// arguments for `postgres`: what the stack and its tests rely on.
+pub fn server_settings() -> Vec<String> {
+    [
+        "max_connections=300",
+        "max_locks_per_transaction=256",
+        // Lets tests check that change-log order is commit order.
+        "track_commit_timestamp=on",
+        // realtime.messages partitions are UTC days, inserted_at the session's time.
+        "timezone=UTC",
+        // Benchmarks read the database time per save from pg_stat_user_functions.
+        "track_functions=all",
+    ]
+    .iter()
+    .flat_map(|s| ["-c".to_owned(), (*s).to_owned()])
+    .collect()
+}
+
 fn spawn_postgres(
     postgres: &Path,
     owner: Option<(u32, u32)>,
@@ -285,21 +303,9 @@ fn spawn_postgres(
                     "-c",
                     "full_page_writes=off",
                     "-c",
-                    "max_connections=300",
-                    "-c",
                     "shared_buffers=128MB",
-                    "-c",
-                    "max_locks_per_transaction=256",
-                    // Lets tests check that change-log order is commit order.
-                    "-c",
-                    "track_commit_timestamp=on",
-                    // realtime.messages partitions are UTC days, inserted_at the session's time.
-                    "-c",
-                    "timezone=UTC",
-                    // Benchmarks read the database time per save from pg_stat_user_functions.
-                    "-c",
-                    "track_functions=all",
                 ])
+                .args(server_settings())
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("dup log"))
                 .stderr(log)

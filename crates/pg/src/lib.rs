@@ -23,7 +23,9 @@ mod cluster;
 mod schema;
 mod testdb;
 
-pub use cluster::{command, run_as, server_bindir, sweep_orphaned_temp_dirs, Cluster, SUPERUSER};
+pub use cluster::{
+    command, run_as, server_bindir, server_settings, sweep_orphaned_temp_dirs, Cluster, SUPERUSER,
+};
 pub use schema::{
     apply, base_files, db_message, down_files, install, migration_files, repo_root, schema_digest,
 };
