@@ -9,14 +9,17 @@
 //
 // Cold start. For each size and run, a fresh project holding the sample app (sampleApp(n): an
 // Expo tree, one PNG, unicode names; ~0.8 KB per text file) is seeded, then two cold starts, each
-// into its own container folder: `build` (the project is new: POST /sessions cuts the snapshot at
-// the current seq, builds the zip into Storage, signs it, records the session, mints the token)
-// and then `reuse` (a second POST /sessions for the same unchanged project: the stored zip is
-// found, `snapshot.reused`). Each is timed from POST /sessions until the agent's /healthz first
-// answers 200 (polled every 5 ms); the agent is fs-sync-hydrate started with exactly the env the
-// edge returned (it joins realtime, downloads and verifies the zip, extracts it, catches up).
+// into its own container folder: `build` (the project is new: POST /sessions finds no stored
+// snapshot for the current seq, cuts it, builds the zip into Storage, records and signs it,
+// records the session, mints the token) and then `reuse` (a second POST /sessions for the same
+// unchanged project: the recorded zip is found and signed, `snapshot.reused`). Each is timed from
+// POST /sessions until the agent's /healthz first answers 200 (polled every 1 ms); the agent is
+// fs-sync-hydrate started with exactly the env the edge returned (it joins realtime while it
+// downloads and verifies the zip and extracts it, then catches up). The edge runs in workerd
+// through Miniflare (bench/workerd.mjs), as deployed, without wrangler dev's DevTools proxy.
 // The floor, in the same run and on the same filesystem (`--dir`, default the OS temp dir, where
-// the containers' folders are): the archive the session produced, downloaded from its signed URL, given to
+// the containers' folders are), right after each case: the archive the session produced,
+// downloaded from its signed URL, given to
 // crates/core/examples/extract_floor (one round), which writes the same tree with a tight native
 // loop (each folder once, then create, write, close per file; no zip, no network, no hashing);
 // it also times core's extraction and read + verify alone on that archive (shown for reference).
@@ -25,8 +28,8 @@
 //
 // The parts come from what the processes already log, placed on one wall clock (ms resolution):
 // fs-sync-dev's request lines (it runs without --quiet here: ts at the end of each request and
-// its duration), which time every call the edge and the agent make (flag check, cut, probe of the
-// stored zip, file pages, upload, signing, session record, download, catch-up); the edge's
+// its duration), which time every call the edge and the agent make (the find, cut, file pages,
+// upload, snapshot record, signing, session record, download, catch-up); the edge's
 // `session.create` line (duration_ms, build_ms); the agent's JSON lines (agent.start,
 // realtime.joined, snapshot.downloaded, snapshot.extracted, ready); the harness's spawn time.
 // Consecutive parts are the intervals between consecutive boundaries, so they add up to the run's
@@ -35,7 +38,7 @@
 // Edit → apply. On a hydrated 200-file project with 4 editors, `--edits` saves are made one
 // after another through @velocity/fs-sync (round robin over the editors, each a FsSyncClient, on
 // random existing files), each timed from just before save() until the new bytes are seen in the
-// container folder (polled every 1 ms), and only then the next edit. Also reported: the save()
+// container folder (the folder's change notification, then a read), and only then the next edit. Also reported: the save()
 // round trip alone, and the agent's own commit → applied lag (event timestamp → file written,
 // its log lines, ms resolution).
 import { spawnSync } from 'node:child_process';
@@ -45,9 +48,10 @@ import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
-  root, until, startSystem, createProject, call, putBinary, startAgent, fsClient, waitForFile, percentile,
+  root, until, startSystem, createProject, startAgent, fsClient, fileSeen, percentile,
   isApplied, prng, profile, sampleApp, importPackage,
 } from '../tests/harness/index.mjs';
+import { startWorkerd } from './workerd.mjs';
 
 const arg = (name, def) => {
   const a = process.argv.find((x) => x.startsWith(`--${name}=`));
@@ -56,8 +60,7 @@ const arg = (name, def) => {
 const sizes = arg('sizes', '200,2000,10000').split(',').map(Number);
 const runs = Number(arg('runs', '3'));
 const editCount = Number(arg('edits', '500'));
-const TARGETS = { floorRatio: 4, p50: 50, p99: 250 };
-const SEED_BATCH = 250;
+const TARGETS = { floorRatio: 4, fastP50: 3, fastP99: 10 };
 const floorBin = join(root, 'target/release/examples/extract_floor');
 
 const median = (xs) => percentile(xs, 50);
@@ -92,19 +95,18 @@ function stackLines(from) {
 // The parts of a cold start, in order: each is the interval from the previous boundary to its own.
 const PARTS = [
   ['edge', 'request → edge (HTTP in, service auth)'],
-  ['flagCut', 'flag check ‖ one-statement cut'],
+  ['find', 'find: project, flag, stored snapshot (RPC)'],
+  ['cut', 'one-statement cut (build only)'],
   ['plan', 'plan: manifest, snapshot id (edge CPU)'],
-  ['probe', 'probe for the stored zip (GET)'],
-  ['store', { build: 'build + upload the zip', reuse: 'read + hash the stored zip' }],
-  ['sign', 'sign the URL'],
+  ['store', 'build + upload the zip (build only)'],
+  ['sign', { build: 'record the snapshot ‖ sign the URL', reuse: 'sign the URL' }],
   ['record', 'record the session (RPC)'],
   ['respond', 'mint token + respond'],
   ['spawn', 'bench: answer → spawn()'],
   ['procStart', 'process start (→ agent.start line)'],
-  ['join', 'realtime join (connect + phx_join)'],
-  ['joinToDl', 'joined → download starts'],
-  ['download', 'download + verify zip (SHA-256)'],
-  ['extract', 'extract + verify entries + stat'],
+  ['download', 'download + verify zip (SHA-256) ‖ realtime join'],
+  ['extract', 'extract + verify entries + heads'],
+  ['joinWait', 'realtime join still pending after that'],
   ['catchup', 'catch-up (→ ready line)'],
   ['poll', 'ready line → /healthz 200 seen'],
 ];
@@ -119,7 +121,7 @@ async function coldStart(project, kind, dir) {
   const session = await sys.session(project.id);
   const answered = performance.now();
   const agent = await startAgent(session.env, { target: join(dir, kind, 'project') });
-  const readyAt = await agent.waitReady();
+  const readyAt = await agent.waitReady(60_000, { intervalMs: 1 });
   const edge = await sys.sessionLog(session.env.SESSION_ID);
   if (session.body.snapshot.reused !== (kind === 'reuse')) {
     throw new Error(`${kind} case: POST /sessions answered snapshot.reused ${session.body.snapshot.reused}`);
@@ -134,11 +136,11 @@ async function coldStart(project, kind, dir) {
   const byPath = (pred) => lines.filter(pred);
   const one = (pred) => byPath(pred)[0];
   const snapObj = '/storage/v1/object/project-snapshots/';
-  const flag = one((l) => l.path === '/rest/v1/rpc/is_feature_enabled_for_project');
+  const find = one((l) => l.path === '/rest/v1/rpc/find_project_snapshot');
   const cut = one((l) => l.path === '/rest/v1/rpc/get_project_snapshot');
-  const probe = one((l) => l.method === 'GET' && l.path.startsWith(snapObj));
   const upload = one((l) => l.method === 'POST' && l.path.startsWith(snapObj));
   const pages = byPath((l) => l.path === '/rest/v1/rpc/get_project_files' && l.role === 'service_role');
+  const recordSnap = one((l) => l.path === '/rest/v1/rpc/record_project_snapshot');
   const sign = one((l) => l.method === 'POST' && l.path.startsWith('/storage/v1/object/sign/project-snapshots/'));
   const record = one((l) => l.path === '/rest/v1/rpc/open_container_session');
   const ws = one((l) => l.path === '/realtime/v1/websocket');
@@ -151,10 +153,12 @@ async function coldStart(project, kind, dir) {
   const dlSpan = dl && { start: Date.parse(dl.ts) - dl.duration_ms, end: Date.parse(dl.ts) };
   const start = wall(t0);
   const end = wall(readyAt);
+  const firstPage = pages.length ? Math.min(...pages.map((p) => p.start)) : NaN;
   const bounds = [
-    Math.min(flag?.start, cut?.start), Math.max(flag?.end, cut?.end), probe?.start, probe?.end, sign?.start,
-    sign?.end, record?.end, wall(answered), wall(agent.startedAt), at('agent.start'), at('realtime.joined'),
-    dlSpan?.start, dlSpan?.end, at('snapshot.extracted'), at('ready'), end,
+    find?.start, find?.end, cut?.end, Math.min(firstPage, upload?.start ?? NaN), upload?.end,
+    Math.max(sign?.end, recordSnap?.end ?? -Infinity), record?.end, wall(answered), wall(agent.startedAt),
+    at('agent.start'), dlSpan?.end, at('snapshot.extracted'), Math.max(at('snapshot.extracted'), at('realtime.joined')),
+    at('ready'), end,
   ];
   // ms-resolution stamps can land a hair before the previous boundary: clamp so parts are ≥ 0
   // and still add up to the total.
@@ -174,13 +178,15 @@ async function coldStart(project, kind, dir) {
     agent: readyAt - agent.startedAt,
     parts,
     detail: {
-      flagOwn: flag?.duration_ms, cutOwn: cut?.duration_ms, flagCutOverlap: overlap(flag, cut),
-      probeStatus: probe?.status, buildMs: edge.build_ms ?? NaN, pageCount: pages.length,
+      findOwn: find?.duration_ms, cutOwn: cut?.duration_ms, buildMs: edge.build_ms ?? NaN, pageCount: pages.length,
       pagesOwn: pages.reduce((s, p) => s + p.duration_ms, 0), uploadOwn: upload?.duration_ms ?? NaN,
+      recordSnapOwn: recordSnap?.duration_ms, signOwn: sign?.duration_ms,
       pagesUploadOverlap: overlap(pageSpan, upload),
+      join: at('realtime.joined') - at('agent.start'),
       connect: ws ? ws.end - at('agent.start') : NaN, joinReply: ws ? at('realtime.joined') - ws.end : NaN,
       joinDlOverlap: overlap({ start: at('agent.start'), end: at('realtime.joined') }, dlSpan),
-      serveOwn: serve?.duration_ms, extractLogged: ex?.duration_ms, catchupOwn: catchup?.duration_ms,
+      serveOwn: serve?.duration_ms, extractLogged: ex?.duration_ms, extractOwn: ex?.extract_ms,
+      headsOwn: ex?.heads_ms, catchupOwn: catchup?.duration_ms,
       edgeDuration: edge.duration_ms,
     },
     env: session.env,
@@ -189,6 +195,7 @@ async function coldStart(project, kind, dir) {
 
 /** The write floor (and core's extraction, read + verify alone) of the session's archive, in `dir`. */
 async function floor(env, dir) {
+  mkdirSync(dir, { recursive: true });
   const r = await fetch(env.SNAPSHOT_URL);
   if (r.status !== 200) throw new Error(`downloading the snapshot for the floor: HTTP ${r.status}`);
   const bytes = Buffer.from(await r.arrayBuffer());
@@ -204,34 +211,23 @@ async function floor(env, dir) {
   return { floor: j.floor_ms[0], extract: j.extract_ms[0], verify: j.verify_ms[0] };
 }
 
-/**
- * A new project holding `app`, seeded in batches small enough for the `authenticated` role's 8 s
- * statement timeout: bulk_upsert_project_files costs more per row the more files the project has
- * (1,000 rows took over 8 s past 5,000 files on this VM), so createProject's 1,000-row batches
- * fail at 10,000 files.
- */
-async function seededProject(name, app) {
-  const project = await createProject(sys, { name });
-  for (let i = 0; i < app.files.length; i += SEED_BATCH) {
-    const files = app.files.slice(i, i + SEED_BATCH).map((x) => ({ file_path: x.path, content: x.content }));
-    await call(sys, project.owner, 'bulk_upsert_project_files', { project_uuid: project.id, files });
-  }
-  await putBinary(sys, project.id, project.owner, app.binary);
-  return project;
-}
-
 async function coldStarts(size) {
   const rs = { build: [], reuse: [] };
   for (let run = 1; run <= runs; run++) {
     const app = sampleApp(size);
-    const project = await seededProject(`bench-${size}-${run}`, app);
+    const project = await createProject(sys, { name: `bench-${size}-${run}`, app });
     const dir = join(tmp, `cold-${size}-${run}`);
     mkdirSync(dir, { recursive: true });
+    // Each case's floor is written right after it: on a disk whose file creation slows after
+    // deletions (this VM's), a floor taken at another moment can differ several-fold.
     const build = await coldStart(project, 'build', dir);
+    const buildFloor = await floor(build.env, join(dir, 'floor-build'));
     const reuse = await coldStart(project, 'reuse', dir);
-    const fl = await floor(reuse.env, dir);
-    for (const r of [build, reuse]) Object.assign(r, { floor: fl.floor, ratio: r.total / fl.floor, ref: fl });
-    log(`  ${size} files, run ${run}: build ${f(build.total)} ms, reuse ${f(reuse.total)} ms, floor ${f(fl.floor)} ms`);
+    const reuseFloor = await floor(reuse.env, join(dir, 'floor-reuse'));
+    for (const [r, fl] of [[build, buildFloor], [reuse, reuseFloor]]) {
+      Object.assign(r, { floor: fl.floor, ratio: r.total / fl.floor, ref: fl });
+    }
+    log(`  ${size} files, run ${run}: build ${f(build.total)} ms (floor ${f(buildFloor.floor)}), reuse ${f(reuse.total)} ms (floor ${f(reuseFloor.floor)})`);
     rs.build.push(build);
     rs.reuse.push(reuse);
   }
@@ -251,22 +247,29 @@ async function editLatency(pkg) {
   const rand = prng(2026);
   const total = [];
   const rpc = [];
+  const after = [];
+  const mark = sys.stack.stderr.length;
   // Warm-up (not counted): connections, JIT.
   for (let i = 0; i < 10 + editCount; i++) {
     const fs = clients[i % clients.length];
     const path = paths[Math.floor(rand() * paths.length)];
     await fs.catchUp(); // this editor learns the others' versions first (no conflicts)
     const content = `// edit ${i} by editor ${i % clients.length}\n${app.files.find((x) => x.path === path).content}`;
+    const seen = fileSeen(target, path, content, 15_000);
     const t0 = performance.now();
     await fs.save(path, content);
     const t1 = performance.now();
-    const t2 = await waitForFile(target, path, content, 15_000);
-    if (i >= 10) { total.push(t2 - t0); rpc.push(t1 - t0); }
+    const t2 = await seen;
+    if (i >= 10) { total.push(t2 - t0); rpc.push(t1 - t0); after.push(t2 - t1); }
   }
   const m = await agent.metrics();
-  const lag = agent.logs.filter(isApplied).slice(10).map((l) => l.lag_ms).filter((v) => typeof v === 'number');
+  const applied = agent.logs.filter(isApplied).slice(10);
+  const lag = applied.map((l) => l.lag_ms).filter((v) => typeof v === 'number');
+  const apply = applied.map((l) => l.duration_ms).filter((v) => typeof v === 'number');
+  const handler = stackLines(mark).filter((l) => l.path === '/rest/v1/rpc/upsert_project_file').slice(10)
+    .map((l) => l.duration_ms);
   await agent.stop();
-  return { total, rpc, lag, metrics: m };
+  return { total, rpc, after, handler, apply, lag, metrics: m };
 }
 
 /** The cold-start tables: a summary per size and case, then each case's parts. */
@@ -296,25 +299,27 @@ function coldReport(p, cold) {
       let sum = 0;
       for (const [key, label] of PARTS) {
         const v = med((r) => r.parts[key]);
-        sum += Number.isNaN(v) ? 0 : v;
+        if (Number.isNaN(v)) continue; // not a step of this case (the build's steps when reusing)
+        sum += v;
         row(typeof label === 'string' ? label : label[kind], v);
-        if (key === 'flagCut') {
-          note('flag check alone (is_feature_enabled…)', d('flagOwn'));
-          note('cut alone (get_project_snapshot)', d('cutOwn'));
-          note('measured overlap of the two', d('flagCutOverlap'));
-        } else if (key === 'store' && kind === 'build') {
+        if (key === 'store' && kind === 'build') {
           note('the edge\'s build_ms', d('buildMs'));
           note(`file pages (get_project_files ×${d('pageCount')}) alone`, d('pagesOwn'));
           note('upload (POST object) alone', d('uploadOwn'));
           note('measured overlap pages ‖ upload', d('pagesUploadOverlap'));
-        } else if (key === 'join') {
-          note('connect (→ websocket 101)', d('connect'));
-          note('phx_join reply (101 → joined)', d('joinReply'));
+        } else if (key === 'sign' && kind === 'build') {
+          note('record_project_snapshot alone', d('recordSnapOwn'));
+          note('sign alone', d('signOwn'));
         } else if (key === 'download') {
           note('fs-sync-dev serving the GET alone', d('serveOwn'));
+          note('realtime join alone (agent.start → joined)', d('join'));
+          note('    connect (→ websocket 101)', d('connect'));
+          note('    phx_join reply (101 → joined)', d('joinReply'));
           note('measured overlap join ‖ download', d('joinDlOverlap'));
         } else if (key === 'extract') {
           note('snapshot.extracted duration_ms', d('extractLogged'));
+          note('of which core\'s extraction (extract_ms)', d('extractOwn'));
+          note('of which the heads from its stamps (heads_ms)', d('headsOwn'));
           note('ref: core extract alone (extract_floor)', med((r) => r.ref.extract));
           note('ref: read + verify alone (extract_floor)', med((r) => r.ref.verify));
         } else if (key === 'catchup') {
@@ -322,7 +327,7 @@ function coldReport(p, cold) {
         }
       }
       row('sum of the parts\' medians', sum);
-      p(`  the edge's own duration_ms ${f(d('edgeDuration'))} of the bench-seen session ${f(med((r) => r.session))} (the rest: wrangler's proxy, and edge CPU the workerd clock does not advance over)`);
+      p(`  the edge's own duration_ms ${f(d('edgeDuration'))} of the bench-seen session ${f(med((r) => r.session))} (the rest: HTTP in and out of workerd, and edge CPU the workerd clock does not advance over)`);
     }
   }
   p();
@@ -335,15 +340,13 @@ function coldReport(p, cold) {
   p('    entry\'s size, CRC-32 and SHA-256 are checked inside the extraction (inside snapshot.extracted.duration_ms):');
   p('    `hash_ms` on snapshot.downloaded and `verify_ms` on snapshot.extracted; extract_floor\'s read + verify alone');
   p('    on the same archive is the estimate shown.');
-  p('  - extract vs the stat pass that builds the heads after it: both in snapshot.extracted.duration_ms (`stat_ms`).');
   p('  - token minting vs the answer\'s way back through wrangler: both in "mint token + respond" (`mint_ms`).');
   p('  - process start: exec, runtime start and binding the metrics port are one interval (`startup_ms` from the');
   p('    process\'s own start time to agent.start).');
   p('  - Without fs-sync-dev\'s request lines (a hosted deployment) the edge\'s line holds only duration_ms and');
-  p('    build_ms: flag check, cut, plan, probe, reuse hash, signing, the session record and minting are all in');
-  p('    duration_ms − build_ms (`flag_ms`, `cut_ms`, `probe_ms`, `sign_ms`, `record_ms` would separate them), and');
-  p('    inside workerd the clock only advances across I/O, so edge CPU (the plan, hashing a reused zip) shows only');
-  p('    as wall time between calls.');
+  p('    build_ms: the find, cut, plan, signing, the session record and minting are all in duration_ms − build_ms');
+  p('    (`find_ms`, `cut_ms`, `sign_ms`, `record_ms` would separate them), and inside workerd the clock only');
+  p('    advances across I/O, so edge CPU (the plan) shows only as wall time between calls.');
 }
 
 try {
@@ -352,8 +355,9 @@ try {
     { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
   if (built.status !== 0) throw new Error('cargo build --release -p fs-sync-core --example extract_floor failed');
   const loadBefore = load();
-  // Not --quiet: fs-sync-dev's request lines time every call of the cold-start path.
-  sys = await startSystem({ quiet: false });
+  // Not --quiet: fs-sync-dev's request lines time every call of the cold-start path. The edge in
+  // workerd as deployed, without wrangler dev's DevTools proxy (bench/workerd.mjs says what it costs).
+  sys = await startSystem({ quiet: false, startEdge: startWorkerd });
   const cold = [];
   for (const size of sizes) cold.push({ size, cases: await coldStarts(size) });
   const pkg = await importPackage();
@@ -372,12 +376,15 @@ try {
   const row = (name, xs, target = '') => p(`  ${padEnd(name, 30)}${pad(f(percentile(xs, 50)), 8)}${pad(f(percentile(xs, 90)), 8)}${pad(f(percentile(xs, 99)), 8)}${pad(f(Math.max(...xs)), 8)}  ${target}`);
   const p50 = percentile(lat.total, 50);
   const p99 = percentile(lat.total, 99);
-  row('edit → apply', lat.total, `p50 < ${TARGETS.p50} ${p50 < TARGETS.p50 ? 'met' : 'MISSED'}, p99 < ${TARGETS.p99} ${p99 < TARGETS.p99 ? 'met' : 'MISSED'}`);
+  row('edit → apply', lat.total, `p50 ≤ ${TARGETS.fastP50} ${p50 <= TARGETS.fastP50 ? 'met' : 'MISSED'}, p99 ≤ ${TARGETS.fastP99} ${p99 <= TARGETS.fastP99 ? 'met' : 'MISSED'} (issue 16)`);
   row('  of which save() round trip', lat.rpc);
+  row('    fs-sync-dev handling the RPC', lat.handler, '(its request line: PostgreSQL round trip and commit inside)');
+  row('  save() resolved → bytes seen', lat.after, '(negative: the file landed first)');
+  row('  agent: applying the event', lat.apply, '(event.applied duration_ms: plan, write, rename)');
   row('  agent: commit → applied', lat.lag, '(its log lines, ms resolution)');
   p(`  agent: ${lat.metrics.events_applied_total} events applied, catch-ups ${lat.metrics.catchups_total}, reconnects ${lat.metrics.reconnects_total}, errors ${lat.metrics.apply_errors_total}`);
   p();
-  p(`Targets (this machine): cold start ≤ ${TARGETS.floorRatio}× the write floor (issue 16); edit → apply p50 < ${TARGETS.p50} ms, p99 < ${TARGETS.p99} ms (the seed asks a 500 ms median).`);
+  p(`Targets (this machine, issue 16): cold start ≤ ${TARGETS.floorRatio}× the write floor; edit → apply p50 ≤ ${TARGETS.fastP50} ms, p99 ≤ ${TARGETS.fastP99} ms (the seed asked a 500 ms median).`);
   process.stdout.write(`${out.join('\n')}\n`);
 } finally {
   if (sys) await sys.close();

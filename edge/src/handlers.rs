@@ -162,36 +162,86 @@ pub(crate) fn json_response<T: Serialize>(value: &T) -> Result<Response, AppErro
     Ok(resp)
 }
 
-async fn check_hydration_flag(sb: &Supabase, project_id: &str) -> Result<(), AppError> {
-    let enabled: bool = sb
-        .rpc(
-            "is_feature_enabled_for_project",
-            &json!({ "flag_key": HYDRATION_FLAG, "project_uuid": project_id }),
-        )
-        .await?;
-    if enabled {
-        Ok(())
-    } else {
-        Err(AppError::HydrationDisabled(format!(
-            "{HYDRATION_FLAG} is off for the owner of project {project_id}: \
-             hydrate this container the legacy way"
-        )))
-    }
+/// What `find_project_snapshot` answers: the project's seq, the hydration flag for its owner, and
+/// its last stored archive when that is still current.
+#[derive(Deserialize)]
+struct Found {
+    flag_enabled: Option<bool>,
+    snapshot: Option<Recorded>,
+    /// The cut to build from when there is nothing to reuse.
+    cut: Option<Cut>,
+}
+
+/// A stored archive as recorded (`record_project_snapshot`) with its SHA-256 and size.
+#[derive(Deserialize)]
+struct Recorded {
+    snapshot_id: String,
+    object_name: String,
+    as_of_seq: u64,
+    sha256: String,
+    size_bytes: u64,
+    file_count: usize,
 }
 
 /// The project's snapshot at its current seq: reused when stored, else built and stored; signed.
+///
+/// One call answers whether the project exists, whether hydration is on for it, and whether the
+/// archive recorded for its current seq is still stored: an unchanged project's session then
+/// costs that call and the signing, never a read of the project or of the archive. Otherwise the
+/// same call gives the cut (with the contents, for a small project), then the build and the
+/// upload, and the archive is recorded for the next session.
 async fn ensure_snapshot(
     cfg: &Config,
     project_id: &str,
     log: &mut RequestLog,
 ) -> Result<SnapshotInfo, AppError> {
     let sb = Supabase::new(&cfg.supabase_url, &cfg.service_key);
-    let cut_args = json!({ "project_uuid": project_id, "include_content": false });
-    let (_, cut) = futures_util::future::try_join(
-        check_hydration_flag(&sb, project_id),
-        sb.rpc::<Option<Cut>>("get_project_snapshot", &cut_args),
-    )
-    .await?;
+    let found: Option<Found> = sb
+        .rpc(
+            "find_project_snapshot",
+            &json!({
+                "project_uuid": project_id, "flag_key": HYDRATION_FLAG, "cut": true,
+                "content_max_bytes": snapshot::BATCH_BYTES,
+            }),
+        )
+        .await?;
+    let found =
+        found.ok_or_else(|| AppError::NotFound(format!("project {project_id} not found")))?;
+    if found.flag_enabled != Some(true) {
+        return Err(AppError::HydrationDisabled(format!(
+            "{HYDRATION_FLAG} is off for the owner of project {project_id}: \
+             hydrate this container the legacy way"
+        )));
+    }
+    let mut cut = found.cut;
+    if let Some(r) = found.snapshot {
+        // None: pruned since it was found; cut and built again below.
+        if let Some(signed_url) = sb
+            .sign(&cfg.bucket, &r.object_name, cfg.snapshot_url_ttl)
+            .await?
+        {
+            log.snapshot_id = Some(r.snapshot_id.clone());
+            log.as_of_seq = Some(r.as_of_seq);
+            log.snapshot_files = Some(r.file_count);
+            log.snapshot = Some("reused");
+            log.snapshot_bytes = Some(r.size_bytes);
+            return Ok(SnapshotInfo {
+                snapshot_id: r.snapshot_id,
+                signed_url,
+                expires_at: rfc3339(now_secs() + cfg.snapshot_url_ttl),
+                sha256: r.sha256,
+                size: r.size_bytes,
+                as_of_seq: r.as_of_seq,
+                file_count: r.file_count,
+                reused: true,
+            });
+        }
+    }
+
+    if cut.is_none() {
+        let cut_args = json!({ "project_uuid": project_id, "include_content": false });
+        cut = sb.rpc("get_project_snapshot", &cut_args).await?;
+    }
     let cut = cut.ok_or_else(|| AppError::NotFound(format!("project {project_id} not found")))?;
     let plan = snapshot::plan(cut)?;
     let snapshot_id = plan.snapshot_id.clone();
@@ -203,31 +253,37 @@ async fn ensure_snapshot(
     log.content_bytes = Some(plan.manifest.total_size());
 
     let name = plan.object_name();
-    let (sha256, size, reused) = match sb.get_object(&cfg.bucket, &name).await? {
-        Some(resp) => {
-            let (sha, size) = snapshot::hash_object(resp).await?;
-            (sha, size, true)
-        }
-        None => {
-            let started = now_ms();
-            let stored = snapshot::store(&sb, plan, &cfg.bucket, cfg.max_snapshot_bytes).await?;
-            log.build_ms = Some((now_ms() - started).max(0.0) as u64);
-            (stored.sha256, stored.size, stored.raced)
-        }
-    };
-    log.snapshot = Some(if reused { "reused" } else { "built" });
-    log.snapshot_bytes = Some(size);
-
-    let signed_url = sb.sign(&cfg.bucket, &name, cfg.snapshot_url_ttl).await?;
+    let started = now_ms();
+    // An archive stored without a record (a concurrent build, or one stored before records
+    // existed) is found by the upload's conflict and hashed instead.
+    let stored = snapshot::store(&sb, plan, &cfg.bucket, cfg.max_snapshot_bytes).await?;
+    log.build_ms = Some((now_ms() - started).max(0.0) as u64);
+    log.snapshot = Some(if stored.raced { "reused" } else { "built" });
+    log.snapshot_bytes = Some(stored.size);
+    let record = json!({
+        "project_uuid": project_id, "snapshot_id": snapshot_id, "as_of_seq": as_of_seq,
+        "sha256": stored.sha256, "size_bytes": stored.size, "file_count": file_count,
+    });
+    let (_, signed_url) = futures_util::future::try_join(
+        sb.rpc::<bool>("record_project_snapshot", &record),
+        sb.sign(&cfg.bucket, &name, cfg.snapshot_url_ttl),
+    )
+    .await?;
+    let signed_url = signed_url.ok_or_else(|| {
+        AppError::Upstream(format!(
+            "{}/{name} was stored and then not found when signing it; try again",
+            cfg.bucket
+        ))
+    })?;
     Ok(SnapshotInfo {
         snapshot_id,
         signed_url,
         expires_at: rfc3339(now_secs() + cfg.snapshot_url_ttl),
-        sha256,
-        size,
+        sha256: stored.sha256,
+        size: stored.size,
         as_of_seq,
         file_count,
-        reused,
+        reused: stored.raced,
     })
 }
 

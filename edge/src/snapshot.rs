@@ -1,10 +1,15 @@
 //! Cutting, building, storing and signing a project snapshot (docs/contracts.md "Snapshot").
 //!
-//! 1. **Cut**: one call to `get_project_snapshot(project, include_content => false)` gives the file
-//!    list and `as_of_seq` from one consistent read. The [`Manifest`] (and so the snapshot id)
-//!    follows from it alone, so an unchanged project is recognised without reading any content.
-//! 2. **Reuse**: if `project-snapshots/<project>/<snapshot_id>.zip` exists it is the same archive
-//!    (the writer is deterministic); it is streamed once through SHA-256 for `sha256`/`size`.
+//! 1. **Cut**: `get_project_snapshot`'s file list and `as_of_seq` from one consistent read,
+//!    handed out by `find_project_snapshot` when there is no archive to reuse (with the contents
+//!    too for a project of at most [`BATCH_BYTES`]). The [`Manifest`] (and so the snapshot id)
+//!    follows from the list alone.
+//! 2. **Reuse**: the edge records every archive it stores (`record_project_snapshot`: snapshot id,
+//!    `as_of_seq`, SHA-256, size), and `find_project_snapshot` offers that record while the project's
+//!    seq has not moved and the object is still stored, so an unchanged project's session reads
+//!    neither the project nor the archive (`handlers::ensure_snapshot`). The writer is
+//!    deterministic: an archive found under the same name by the upload (a concurrent build) is
+//!    the same one, streamed once through SHA-256 for `sha256`/`size`.
 //! 3. **Build**: otherwise the archive is written by [`SnapshotWriter`] straight into the Storage
 //!    upload's request body (a `ReadableStream` pulled by `fetch`). Text contents are read in
 //!    batches by exact `(path, version)` through `get_project_files` (versions are immutable, and
@@ -35,7 +40,7 @@ use crate::error::AppError;
 use crate::supabase::{Supabase, Uploaded};
 
 /// Text contents read per `get_project_files` call: at most this many bytes…
-const BATCH_BYTES: u64 = 4 << 20;
+pub(crate) const BATCH_BYTES: u64 = 4 << 20;
 /// …and at most this many files.
 const BATCH_FILES: usize = 500;
 /// Deflate level of the files of an archive that fits the limit whatever the level. zlib's default
@@ -49,7 +54,7 @@ const FAST_DEFLATE_LEVEL: u32 = 2;
 /// sends (one extra download buys memory bounded by a piece).
 const WHOLE_BINARY_MAX: u64 = 1 << 20;
 
-/// One file of `get_project_snapshot`'s answer (without content).
+/// One file of `get_project_snapshot`'s answer (with its content when the cut carries contents).
 #[derive(Debug, Deserialize)]
 struct CutFile {
     file_path: String,
@@ -60,11 +65,14 @@ struct CutFile {
     size_bytes: i64,
     #[serde(default)]
     storage_path: Option<String>,
+    #[serde(default)]
+    content: Option<String>,
 }
 
 impl CutFile {
-    /// Its manifest entry, and its Storage object if it is a binary.
-    fn into_entry(self) -> Result<(ManifestEntry, Option<String>), String> {
+    /// Its manifest entry, its Storage object if it is a binary, and its content if the cut
+    /// carried it.
+    fn into_entry(self) -> Result<(ManifestEntry, Option<String>, Option<String>), String> {
         let content_hash = self
             .content_hash
             .ok_or_else(|| format!("file {:?} has no content_hash", self.file_path))?;
@@ -85,17 +93,18 @@ impl CutFile {
             size,
             version,
         };
-        Ok((entry, self.storage_path))
+        Ok((entry, self.storage_path, self.content))
     }
 }
 
 /// The cut's files, read entry by entry straight into manifest entries (the file list is the
-/// largest thing a build holds, up to 65,534 entries: it is held once): the entries, and the
-/// Storage object of each binary by path.
+/// largest thing a build holds, up to 65,534 entries: it is held once): the entries, the Storage
+/// object of each binary by path, and the text contents the cut carried (a small project's).
 #[derive(Debug, Default)]
 pub(crate) struct CutFiles {
     entries: Vec<ManifestEntry>,
     binaries: HashMap<String, String>,
+    contents: HashMap<String, String>,
 }
 
 impl<'de> Deserialize<'de> for CutFiles {
@@ -111,9 +120,11 @@ impl<'de> Deserialize<'de> for CutFiles {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CutFiles, A::Error> {
                 let mut files = CutFiles::default();
                 while let Some(file) = seq.next_element::<CutFile>()? {
-                    let (entry, source) = file.into_entry().map_err(de::Error::custom)?;
+                    let (entry, source, content) = file.into_entry().map_err(de::Error::custom)?;
                     if let Some(source) = source {
                         files.binaries.insert(entry.path.clone(), source);
+                    } else if let Some(content) = content {
+                        files.contents.insert(entry.path.clone(), content);
                     }
                     files.entries.push(entry);
                 }
@@ -132,12 +143,14 @@ pub(crate) struct Cut {
     pub(crate) files: CutFiles,
 }
 
-/// A snapshot to build or reuse: the manifest, and where each binary's bytes come from.
+/// A snapshot to build or reuse: the manifest, and where each file's bytes come from.
 #[derive(Debug)]
 pub(crate) struct Plan {
     pub(crate) manifest: Manifest,
     /// `path → "<bucket>/<object>"` for every binary.
     pub(crate) binaries: HashMap<String, String>,
+    /// Text contents the cut carried, by path: read from the database with the file list.
+    pub(crate) contents: HashMap<String, String>,
     pub(crate) snapshot_id: String,
 }
 
@@ -166,6 +179,7 @@ pub(crate) fn plan(cut: Cut) -> Result<Plan, AppError> {
     Ok(Plan {
         manifest,
         binaries: cut.files.binaries,
+        contents: cut.files.contents,
         snapshot_id,
     })
 }
@@ -525,6 +539,8 @@ struct Builder {
     supabase: Supabase,
     /// `path → "<bucket>/<object>"` for every binary.
     binaries: HashMap<String, String>,
+    /// Text contents the cut carried, taken as they are written.
+    contents: HashMap<String, String>,
     steps: std::vec::IntoIter<Step>,
     writer: Option<SnapshotWriter<Sink>>,
     sink: Sink,
@@ -583,14 +599,13 @@ impl Builder {
         op(self.writer()).map_err(|e| self.map_writer_error(e))
     }
 
-    async fn text_batch(&mut self, start: usize, end: usize) -> Result<(), AppError> {
-        let (project_id, paths, versions) = {
-            let manifest = self.writer.as_ref().expect("writer present").manifest();
-            let files = &manifest.files[start..end];
-            let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
-            let versions: Vec<u64> = files.iter().map(|f| f.version).collect();
-            (manifest.project_id.clone(), paths, versions)
-        };
+    /// Text contents by exact `(path, version)` through `get_project_files`, in `paths`' order.
+    async fn read_texts(
+        &self,
+        project_id: String,
+        paths: Vec<String>,
+        versions: Vec<u64>,
+    ) -> Result<Vec<(String, String)>, AppError> {
         let rows: Vec<FileRow> = self
             .supabase
             .rpc(
@@ -617,6 +632,26 @@ impl Builder {
                 }
             }
         }
+        Ok(batch)
+    }
+
+    async fn text_batch(&mut self, start: usize, end: usize) -> Result<(), AppError> {
+        let (project_id, paths, versions) = {
+            let manifest = self.writer.as_ref().expect("writer present").manifest();
+            let files = &manifest.files[start..end];
+            let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+            let versions: Vec<u64> = files.iter().map(|f| f.version).collect();
+            (manifest.project_id.clone(), paths, versions)
+        };
+        // The cut carries every text or none (the same versions, read in the same statement).
+        let carried: Option<Vec<(String, String)>> = paths
+            .iter()
+            .map(|p| self.contents.remove_entry(p))
+            .collect();
+        let batch = match carried {
+            Some(batch) => batch,
+            None => self.read_texts(project_id, paths, versions).await?,
+        };
         let digests = native_sha256(batch.iter().map(|(_, c)| c.as_bytes())).await?;
         // Each content is dropped once written: the batch's compressed output grows meanwhile.
         for ((path, content), digest) in batch.into_iter().zip(&digests) {
@@ -740,7 +775,10 @@ pub(crate) async fn store(
 ) -> Result<Stored, AppError> {
     let name = plan.object_name();
     let Plan {
-        manifest, binaries, ..
+        manifest,
+        binaries,
+        contents,
+        ..
     } = plan;
     let steps = steps(&manifest.files, &binaries, BATCH_BYTES, BATCH_FILES);
     let files = manifest.files.len();
@@ -753,6 +791,7 @@ pub(crate) async fn store(
     let builder = Builder {
         supabase: supabase.clone(),
         binaries,
+        contents,
         steps: steps.into_iter(),
         writer: Some(writer),
         sink: sink.clone(),
@@ -840,6 +879,22 @@ mod tests {
 
     fn cut(files: &[(&str, &str, Option<&str>)]) -> Cut {
         serde_json::from_value(cut_json(files)).unwrap()
+    }
+
+    #[test]
+    fn a_cut_carrying_contents_keeps_the_texts_for_the_build() {
+        let mut json = cut_json(&[("a.ts", "a", None), ("b.png", "b", Some("assets/p/b.png"))]);
+        json["files"][0]["content"] = json!("a");
+        json["files"][1]["content"] = serde_json::Value::Null;
+        let p = plan(serde_json::from_value(json).unwrap()).unwrap();
+        assert_eq!(
+            p.contents,
+            HashMap::from([("a.ts".to_owned(), "a".to_owned())])
+        );
+        assert!(plan(cut(&[("a.ts", "a", None)]))
+            .unwrap()
+            .contents
+            .is_empty());
     }
 
     #[test]
@@ -968,7 +1023,10 @@ mod tests {
 
     fn builder(plan: Plan, limit: u64) -> Builder {
         let Plan {
-            manifest, binaries, ..
+            manifest,
+            binaries,
+            contents,
+            ..
         } = plan;
         let steps = steps(&manifest.files, &binaries, BATCH_BYTES, BATCH_FILES);
         let files = manifest.files.len();
@@ -976,6 +1034,7 @@ mod tests {
         Builder {
             supabase: Supabase::new("http://127.0.0.1:9", "key"),
             binaries,
+            contents,
             steps: steps.into_iter(),
             writer: Some(writer),
             sink,

@@ -38,6 +38,12 @@ impl StorageError {
             _ => http,
         }
     }
+
+    /// Storage says "no such object" as HTTP 404, or as 400 with `statusCode: "404"` /
+    /// `error: "not_found"` (hosted Storage's error shape).
+    fn not_found(&self, http: u16) -> bool {
+        self.status(http) == 404 || self.error.as_deref() == Some("not_found")
+    }
 }
 
 /// How an upload ended.
@@ -215,7 +221,7 @@ impl Supabase {
         }
         let err: StorageError =
             serde_json::from_slice(&error_body(&mut resp).await).unwrap_or_default();
-        if err.status(status) == 404 || err.error.as_deref() == Some("not_found") {
+        if err.not_found(status) {
             return Ok(None);
         }
         Err(storage_error("reading", bucket, name, status, &err))
@@ -261,13 +267,14 @@ impl Supabase {
         }
     }
 
-    /// `POST /storage/v1/object/sign/<bucket>/<name>`: an absolute signed download URL.
+    /// `POST /storage/v1/object/sign/<bucket>/<name>`: an absolute signed download URL, or None
+    /// when there is no such object.
     pub(crate) async fn sign(
         &self,
         bucket: &str,
         name: &str,
         expires_in: i64,
-    ) -> Result<String, AppError> {
+    ) -> Result<Option<String>, AppError> {
         #[derive(Deserialize)]
         struct Signed {
             #[serde(rename = "signedURL", alias = "signedUrl")]
@@ -287,6 +294,9 @@ impl Supabase {
         if !(200..300).contains(&status) {
             let err: StorageError =
                 serde_json::from_slice(&error_body(&mut resp).await).unwrap_or_default();
+            if err.not_found(status) {
+                return Ok(None);
+            }
             return Err(storage_error("signing", bucket, name, status, &err));
         }
         let bytes = body_bytes(&mut resp).await?;
@@ -295,7 +305,7 @@ impl Supabase {
                 "Storage's sign endpoint returned an unreadable body: {e}"
             ))
         })?;
-        Ok(absolute_signed_url(&self.url, &signed.signed_url))
+        Ok(Some(absolute_signed_url(&self.url, &signed.signed_url)))
     }
 }
 

@@ -2,8 +2,8 @@
 // hands out, and the checks that tie it to the database: the container folder against
 // list_current_files, byte for byte.
 import { spawn } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, lstatSync, readdirSync, readFileSync, watch } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { freePort, until, stopProcess, track, hydrateBin } from './processes.mjs';
 import { currentSeq, databaseFiles } from './system.mjs';
@@ -87,10 +87,10 @@ export async function startAgent(env, { target, stateDir, args = [], extraEnv = 
       if (r.status !== 200) throw new Error(`agent /metrics: ${r.status}`);
       return parseMetrics(r.text);
     },
-    /** Resolves the performance.now() at which /healthz first answered 200. */
-    async waitReady(timeoutMs = 60_000) {
+    /** Resolves the performance.now() at which /healthz first answered 200 (polled every `intervalMs`). */
+    async waitReady(timeoutMs = 60_000, { intervalMs = 5 } = {}) {
       await until('fs-sync-hydrate /healthz', async () => (await get('/healthz')).status === 200,
-        { timeoutMs, proc, intervalMs: 5 }).catch((e) => {
+        { timeoutMs, proc, intervalMs }).catch((e) => {
         throw new Error(`${e.message}\n${lastLogs(20)}`);
       });
       return performance.now();
@@ -165,6 +165,39 @@ export async function waitInSync(sys, projectId, agent, target, { timeoutMs = 30
  * Polls `target/rel` every millisecond until `want` holds: a Buffer/string (the file has exactly
  * these bytes) or null (the file is gone). Resolves the performance.now() at which it held.
  */
+/**
+ * Like waitForFile, but driven by the folder's change notifications (inotify) instead of polling,
+ * and armed at the call: call it before the write that should produce the bytes, await it after.
+ * Resolves the performance.now() at which the bytes were first seen.
+ */
+export function fileSeen(target, rel, want, timeoutMs = 10_000) {
+  const abs = join(target, rel);
+  const bytes = Buffer.isBuffer(want) ? want : Buffer.from(want, 'utf8');
+  const holds = () => {
+    try {
+      return readFileSync(abs).equals(bytes);
+    } catch {
+      return false;
+    }
+  };
+  return new Promise((resolve, reject) => {
+    let watcher = null;
+    const timer = setTimeout(() => {
+      watcher?.close();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${rel} to hold the expected bytes`));
+    }, timeoutMs);
+    const check = () => {
+      if (!holds()) return;
+      const at = performance.now();
+      clearTimeout(timer);
+      watcher?.close();
+      resolve(at);
+    };
+    watcher = watch(dirname(abs), check);
+    check();
+  });
+}
+
 export function waitForFile(target, rel, want, timeoutMs = 10_000) {
   const abs = join(target, rel);
   const bytes = want === null ? null : Buffer.isBuffer(want) ? want : Buffer.from(want, 'utf8');

@@ -15,7 +15,7 @@ export {
   putBinary, currentSeq, databaseFiles, client, subscribe,
 } from './system.mjs';
 export {
-  startAgent, isApplied, readTree, compareFiles, waitInSync, waitForFile,
+  startAgent, isApplied, readTree, compareFiles, waitInSync, waitForFile, fileSeen,
 } from './agent.mjs';
 export { fsClient, percentile, prng, burst, exactlyOnce } from './edits.mjs';
 export { importPackage, installedConsumer, reactNativeEntry, pkgDir } from './pkg.mjs';

@@ -83,15 +83,17 @@ async function startDevstack({ quiet, timeoutMs = 120_000, dataDir = null, port 
  *                            (needs `dataDir` and `port`); the worker keeps running. Resolves the
  *                            stopped run's exit {code, signal}; `sys.stack`, `sys.info` are the new run's
  * `dataDir`: fs-sync-dev keeps its data there (`--data-dir`) instead of `--ephemeral`; `port`: its
- * port instead of a free one.
+ * port instead of a free one. `startEdge(env)`: how the worker is started (default `startWorker`,
+ * `wrangler dev`; benchmarks pass bench/workerd.mjs's `startWorkerd`, workerd without wrangler's
+ * DevTools proxy).
  */
-export async function startSystem({ edge = true, quiet = true, dataDir = null, port = 0 } = {}) {
+export async function startSystem({ edge = true, quiet = true, dataDir = null, port = 0, startEdge = startWorker } = {}) {
   let stack = await startDevstack({ quiet, dataDir, port });
   const { info } = stack;
   let worker = null;
   if (edge) {
     try {
-      worker = await startWorker({
+      worker = await startEdge({
         SUPABASE_URL: info.api_url,
         SUPABASE_ANON_KEY: info.anon_key,
         SUPABASE_SERVICE_ROLE_KEY: info.service_role_key,

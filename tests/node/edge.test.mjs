@@ -234,6 +234,36 @@ test('an unchanged project reuses its snapshot; an edit makes a new one at a lat
   assert.equal((await entries(bytes)).get('src/App.tsx').toString(), 'export default () => "edited";\n');
 });
 
+test('reuse comes from the snapshot record: a pruned archive is built again, an unrecorded one is found by its upload', async () => {
+  const record = () => psql(info.db_url, `select sha256 || ' ' || size_bytes || ' ' || as_of_seq || ' ' || snapshot_id
+    from fsync.project_snapshots where project_id = '${project}'`);
+  const current = (await callWorker('/build-project-snapshot', { projectId: project })).body;
+  assert.equal(current.reused, true);
+  assert.equal(record(), `${current.sha256} ${current.size} ${current.asOfSeq} ${current.snapshotId}`,
+    'the record holds what the edge answers');
+
+  // Deleted through the Storage API, as `npm run prune` deletes archives: no longer offered, so
+  // the next request builds it again, to the same bytes (the writer is deterministic).
+  const del = await fetch(`${info.api_url}/storage/v1/object/project-snapshots/${project}/${current.snapshotId}.zip`,
+    { method: 'DELETE', headers: { ...service(), apikey: info.service_role_key } });
+  assert.equal(del.status, 200, await del.text());
+  const rebuilt = (await callWorker('/build-project-snapshot', { projectId: project })).body;
+  assert.equal(rebuilt.reused, false, 'a pruned archive is built again, not signed');
+  assert.equal(rebuilt.snapshotId, current.snapshotId);
+  assert.equal(rebuilt.sha256, current.sha256);
+  const { status, bytes } = await download(rebuilt.signedUrl);
+  assert.equal(status, 200);
+  assert.equal(sha256(bytes), current.sha256);
+
+  // An archive stored without a record (one stored before records existed, or a racing build's):
+  // the build's upload finds it, hashes it and records it.
+  psql(info.db_url, `delete from fsync.project_snapshots where project_id = '${project}'`);
+  const found = (await callWorker('/build-project-snapshot', { projectId: project })).body;
+  assert.equal(found.reused, true);
+  assert.equal(found.sha256, current.sha256);
+  assert.equal(record(), `${current.sha256} ${current.size} ${current.asOfSeq} ${current.snapshotId}`);
+});
+
 test('callers without the service role get 401 with a JSON error', async () => {
   const wrongSecret = await new SignJWT({ role: 'service_role' }).setProtectedHeader({ alg: 'HS256' })
     .setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode('not-the-secret-but-long-enough-1234567890'));

@@ -16,7 +16,7 @@ select tables_are('public', array['projects', 'project_members', 'project_files'
                             || array(select split_part(a.name, '.', 2)::name from fsync.adopted a
                                       where a.kind = 'relation' and a.state ->> 'kind' in ('r', 'p')),
                   'public holds exactly the fs-sync tables (and the app''s own, on an adopted database)');
-select tables_are('fsync', array['settings', 'rate_limit_buckets', 'adopted', 'sessions', 'retention_policies'], 'fsync holds the internal tables');
+select tables_are('fsync', array['settings', 'rate_limit_buckets', 'adopted', 'sessions', 'retention_policies', 'project_snapshots'], 'fsync holds the internal tables');
 select has_view('public', 'project_files_current', 'view project_files_current exists');
 
 select columns_are('public', 'project_files', array[
@@ -164,7 +164,7 @@ select bag_eq($$select signature from fs_public_functions$$, array[
   'is_feature_enabled(text,uuid)', 'get_enabled_features()', 'is_feature_enabled_for_project(text,uuid)',
   'restore_project(json)', 'diff_project(json)',
   'open_container_session(json)', 'end_container_session(json)', 'check_container_session(json)',
-  'record_session_snapshot(json)',
+  'record_session_snapshot(json)', 'find_project_snapshot(json)', 'record_project_snapshot(json)',
   'prune_project_history(json)', 'set_retention_policy(json)'],
   'public API is exactly the fs-sync RPCs; the project and file RPCs take the request body as one json argument');
 select is_empty($$select signature from fs_public_functions where has_function_privilege('anon', oid, 'execute')$$,
@@ -174,16 +174,17 @@ select is_empty($$select signature from fs_public_functions where prosecdef$$,
 select is_empty($$select signature from fs_public_functions
                    where signature not in ('is_feature_enabled_for_project(text,uuid)', 'open_container_session(json)',
                                            'end_container_session(json)', 'check_container_session(json)',
-                                           'record_session_snapshot(json)', 'prune_project_history(json)',
+                                           'record_session_snapshot(json)', 'find_project_snapshot(json)',
+                                           'record_project_snapshot(json)', 'prune_project_history(json)',
                                            'set_retention_policy(json)')
                      and (not has_function_privilege('authenticated', oid, 'execute')
                           or not has_function_privilege('service_role', oid, 'execute'))$$,
                 'authenticated and service_role can execute every client-facing public fs-sync function');
 select bag_eq($$select signature from fs_public_functions where not has_function_privilege('authenticated', oid, 'execute')$$,
   array['is_feature_enabled_for_project(text,uuid)', 'open_container_session(json)', 'end_container_session(json)',
-        'check_container_session(json)', 'record_session_snapshot(json)',
-        'prune_project_history(json)', 'set_retention_policy(json)'],
-  'only the server-side flag lookup, the edge''s session RPCs and retention administration are kept from authenticated');
+        'check_container_session(json)', 'record_session_snapshot(json)', 'find_project_snapshot(json)',
+        'record_project_snapshot(json)', 'prune_project_history(json)', 'set_retention_policy(json)'],
+  'only the server-side flag lookup, the edge''s session and snapshot RPCs and retention administration are kept from authenticated');
 select bag_eq($$select signature from fs_public_functions where has_function_privilege('fsync_container', oid, 'execute')$$,
   array['list_current_files(json)', 'get_project_snapshot(json)', 'get_project_files(json)',
         'list_project_events(json)', 'get_project_sync_state(json)'],
@@ -215,7 +216,8 @@ $$, array[
   'fsync.restore_project(uuid,bigint,bigint,text[])', 'fsync.diff_project(uuid,bigint,bigint)',
   'fsync.session_live(text,uuid)', 'fsync.open_container_session(uuid,text,bigint,text,bigint)',
   'fsync.end_container_session(text,text)', 'fsync.check_container_session(text,uuid,boolean)',
-  'fsync.record_session_snapshot(text,text,bigint)',
+  'fsync.record_session_snapshot(text,text,bigint)', 'fsync.find_project_snapshot(uuid,text,boolean,bigint)',
+  'fsync.record_project_snapshot(uuid,text,bigint,text,bigint,integer)', 'fsync.refresh_file_statistics()',
   'fsync.prune_project_history(uuid,boolean,timestamp with time zone,bigint,uuid)', 'fsync.set_retention_policy(uuid,jsonb)']
   || case when to_regprocedure('fsync.sync_project_owner_member()') is not null  -- velocity's projects.user_id
           then array['fsync.sync_project_owner_member()'] else '{}' end,

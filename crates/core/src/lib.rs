@@ -64,7 +64,7 @@ pub use path::{
 };
 pub use sequencer::{classify, Disposition, Sequencer};
 pub use snapshot::{
-    displace, extract_snapshot, read_snapshot, remove_staging_leftovers, Extraction, Limits,
-    SnapshotError, SnapshotSummary, SnapshotWriter, WriteOptions,
+    displace, extract_snapshot, read_snapshot, remove_staging_leftovers, Extraction, FileStamp,
+    Limits, SnapshotError, SnapshotSummary, SnapshotWriter, WriteOptions,
 };
 pub use tracker::{Head, VersionTracker};

@@ -1,12 +1,13 @@
 //! Extraction of trees large enough that small files travel to the writer threads in many batches
 //! (and the reading thread writes some itself) while large files stream beside them: the output
-//! is byte-equal, and an entry found corrupt after thousands of files were written still leaves
-//! the target exactly as it was.
+//! is byte-equal, each file's stamp is what a `stat` of it returns, and an entry found corrupt
+//! after thousands of files were written still leaves the target exactly as it was.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
 use std::path::Path;
+use std::time::UNIX_EPOCH;
 
 use common::{read_tree, write_zip, Tree};
 use fs_sync_core::{extract_snapshot, Limits, SnapshotError};
@@ -100,4 +101,31 @@ fn a_corrupt_last_entry_leaves_the_target_as_it_was() {
     let fresh = dir.path().join("fresh");
     extract_snapshot(&zip[..], &fresh, &Limits::default(), |_| Ok(())).unwrap_err();
     assert!(!fresh.exists(), "a refused archive left {fresh:?} behind");
+}
+
+#[test]
+fn each_written_file_has_the_stamp_a_stat_in_place_returns() {
+    let tree = big_tree();
+    let zip = write_zip(&tree, 1);
+    let dir = tempfile::tempdir().unwrap();
+    // A fresh target (top-level folders moved in whole) and one whose folder already exists
+    // (files moved in one by one, one of them over a stale copy).
+    let existing = dir.path().join("existing");
+    std::fs::create_dir_all(existing.join("src/m07")).unwrap();
+    std::fs::write(existing.join("src/m07/file0007.ts"), b"stale").unwrap();
+    for target in [dir.path().join("fresh"), existing] {
+        let done = extract_snapshot(&zip[..], &target, &Limits::default(), |_| Ok(())).unwrap();
+        let mut paths: Vec<&String> = done.stamps.keys().collect();
+        paths.sort();
+        assert_eq!(paths, tree.keys().collect::<Vec<_>>(), "one stamp per file");
+        for (path, stamp) in &done.stamps {
+            let meta = std::fs::metadata(target.join(path)).unwrap();
+            let mtime = meta.modified().unwrap().duration_since(UNIX_EPOCH).unwrap();
+            assert_eq!(
+                (stamp.size, stamp.mtime_ns),
+                (meta.len(), mtime.as_nanos() as u64),
+                "{path} in {target:?}"
+            );
+        }
+    }
 }

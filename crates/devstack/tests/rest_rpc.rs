@@ -461,3 +461,78 @@ async fn fs_sync_rpcs_refuse_bad_arguments_with_422() {
 
     s.dev.shutdown().await;
 }
+
+/// A request is planned from the functions seen before and confirmed inside its own transaction:
+/// when a function changed in between, nothing runs on the old plan and the request runs as the
+/// function is now.
+#[tokio::test]
+async fn a_function_changed_between_requests_is_called_as_it_is_now() {
+    let s = with_functions().await;
+    let admin = s.db.admin();
+    admin
+        .batch_execute(
+            "create table public.t_log (n int);
+             grant select, insert on public.t_log to anon;
+             create function public.t_log_call(n int) returns int
+               language sql volatile as $$ insert into public.t_log values (n) returning n $$;",
+        )
+        .await
+        .unwrap();
+    for n in [1, 2] {
+        let r = s.rpc("t_log_call", None, json!({"n": n})).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap(), json!(n));
+    }
+
+    // Another signature and return type under the same name: the old plan's call would still
+    // resolve (to the new function, which writes 10 × n), in the old shape.
+    admin
+        .batch_execute(
+            "drop function public.t_log_call(int);
+             create function public.t_log_call(n int, tag text default 'x') returns setof text
+               language sql volatile as $$ insert into public.t_log values (10 * n) returning tag || $1 $$;",
+        )
+        .await
+        .unwrap();
+    let r = s.rpc("t_log_call", None, json!({"n": 3})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!(["x3"]));
+    let r = s.rpc("t_log_call", None, json!({"n": 4, "tag": "y"})).await;
+    assert_eq!(r.json::<Value>().await.unwrap(), json!(["y4"]));
+    let logged: Vec<i32> = admin
+        .query("select n from public.t_log order by n", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(logged, [1, 2, 30, 40], "each request wrote once");
+
+    // Only the volatility changed: a read-only transaction for a stable function, read-write
+    // once it is volatile.
+    admin
+        .batch_execute(
+            "create function public.t_mode() returns text
+               language sql stable as $$ select current_setting('transaction_read_only') $$;
+             grant execute on function public.t_mode() to anon;",
+        )
+        .await
+        .unwrap();
+    let r = s.rpc("t_mode", None, json!({})).await;
+    assert_eq!(r.json::<Value>().await.unwrap(), json!("on"));
+    admin
+        .batch_execute("alter function public.t_mode() volatile")
+        .await
+        .unwrap();
+    let r = s.rpc("t_mode", None, json!({})).await;
+    assert_eq!(r.json::<Value>().await.unwrap(), json!("off"));
+
+    // Dropped: PostgREST's 404, not the old plan's error.
+    admin
+        .batch_execute("drop function public.t_mode()")
+        .await
+        .unwrap();
+    let r = s.rpc("t_mode", None, json!({})).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "PGRST202");
+}

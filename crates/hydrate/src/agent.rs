@@ -171,38 +171,10 @@ impl Agent {
             stop_rx,
         ));
 
-        // 1. Join first and buffer, so nothing committed after the snapshot's cut is missed
-        //    (the catch-up after hydration covers the rest).
-        let mut buffered = Vec::new();
-        let deadline = Instant::now() + config.join_timeout;
-        let mut signals_open = true;
-        loop {
-            tokio::select! {
-                m = ev_rx.recv() => match m {
-                    Some(RtEvent::Joined) => {
-                        health.observe(Observation::Joined);
-                        break;
-                    }
-                    Some(m) => {
-                        observe_realtime(&health, &m);
-                        buffered.push(m);
-                    }
-                    None => bail!("the realtime task ended"),
-                },
-                _ = tokio::time::sleep_until(deadline) => {
-                    logger.warn("realtime.join_slow",
-                        "realtime channel not joined yet; hydrating anyway (catch-up follows the join)",
-                        json!({"waited_ms": config.join_timeout.as_millis() as u64}));
-                    break;
-                }
-                sig = recv_signal(&mut signals, &mut signals_open) => {
-                    logger.info("agent.stop", "stopping before hydration", json!({"signal": sig}));
-                    return Ok(Outcome::Stopped);
-                }
-            }
-        }
-
-        // 2. Resume from state, or hydrate from the snapshot.
+        // 1. Join realtime and hydrate (or resume) at once. The snapshot was cut before the
+        //    container started, so its download need not wait for the join; only the catch-up
+        //    (step 2) must follow the join, so that whatever was committed after the cut comes
+        //    from the log or, once joined, from realtime, and nothing falls in between.
         let mut mirror = Mirror::new(
             &config,
             api.clone(),
@@ -210,11 +182,46 @@ impl Agent {
             metrics.clone(),
             health.clone(),
         );
-        let resumed = tokio::select! {
-            r = mirror.resume_or_hydrate(&config) => r?,
-            sig = recv_signal(&mut signals, &mut signals_open) => {
-                logger.info("agent.stop", "stopping during hydration", json!({"signal": sig}));
-                return Ok(Outcome::Stopped);
+        let mut buffered = Vec::new();
+        let deadline = Instant::now() + config.join_timeout;
+        let mut signals_open = true;
+        let mut joining = true;
+        let mut hydrated = None;
+        let resumed = {
+            let hydrating = mirror.resume_or_hydrate(&config);
+            tokio::pin!(hydrating);
+            loop {
+                if let (false, Some(resumed)) = (joining, hydrated) {
+                    break resumed;
+                }
+                tokio::select! {
+                    r = &mut hydrating, if hydrated.is_none() => hydrated = Some(r?),
+                    m = ev_rx.recv(), if joining => match m {
+                        Some(RtEvent::Joined) => {
+                            health.observe(Observation::Joined);
+                            joining = false;
+                        }
+                        Some(m) => {
+                            observe_realtime(&health, &m);
+                            buffered.push(m);
+                        }
+                        None => bail!("the realtime task ended"),
+                    },
+                    _ = tokio::time::sleep_until(deadline), if joining => {
+                        logger.warn("realtime.join_slow",
+                            "realtime channel not joined yet; catching up anyway (another catch-up follows the join)",
+                            json!({"waited_ms": config.join_timeout.as_millis() as u64}));
+                        joining = false;
+                    }
+                    sig = recv_signal(&mut signals, &mut signals_open) => {
+                        let msg = match hydrated {
+                            None => "stopping during hydration",
+                            Some(_) => "stopping before the join",
+                        };
+                        logger.info("agent.stop", msg, json!({"signal": sig}));
+                        return Ok(Outcome::Stopped);
+                    }
+                }
             }
         };
         metrics.set_start(mirror.applied(), resumed);
@@ -231,8 +238,8 @@ impl Agent {
             driver.handle(m);
         }
 
-        // 3. Follow. Housekeeping (repairs, binaries Storage refused, folding the journal) runs on
-        //    the idle interval; position checks on the follower's own cadence.
+        // 2. Follow, catching up first. Housekeeping (repairs, binaries Storage refused, folding
+        //    the journal) runs on the idle interval; position checks on the follower's own cadence.
         let mut housekeeping =
             tokio::time::interval_at(Instant::now() + config.sync_interval, config.sync_interval);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

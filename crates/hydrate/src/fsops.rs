@@ -28,6 +28,15 @@ pub(crate) struct Stamp {
     pub(crate) mtime_ns: u64,
 }
 
+impl From<fs_sync_core::FileStamp> for Stamp {
+    fn from(s: fs_sync_core::FileStamp) -> Stamp {
+        Stamp {
+            size: s.size,
+            mtime_ns: s.mtime_ns,
+        }
+    }
+}
+
 pub(crate) fn stamp_of(meta: &fs::Metadata) -> Stamp {
     let mtime_ns = meta
         .modified()

@@ -5,11 +5,13 @@
 //! (docs/contracts.md, "Container token and env"), [`Agent::run`]:
 //!
 //! 1. refuses to start when a service credential is in its environment ([`check_environment`]);
-//! 2. joins the project's private realtime topic first and buffers what arrives;
+//! 2. joins the project's private realtime topic and buffers what arrives, and meanwhile (the
+//!    snapshot is cut before the container starts: only the catch-up waits for the join)
 //! 3. downloads the snapshot (streaming, sha256-verified) and extracts it through
 //!    [`fs_sync_core::extract_snapshot`] (refusing, before anything is written, a snapshot of
-//!    another project or one declaring more than the project caps), or resumes from its saved
-//!    state when that state still describes the folder (see "State" below);
+//!    another project or one declaring more than the project caps), taking each file's stamp
+//!    from the extraction, or resumes from its saved state when that state still describes the
+//!    folder (see "State" below);
 //! 4. applies every event with seq > the snapshot's `as_of_seq` strictly in order (a
 //!    [`fs_sync_core::Sequencer`]): atomic writes, deletes, renames, `bulk:apply` and
 //!    `content_omitted` contents fetched with `get_project_files`; a write whose hash already

@@ -9,7 +9,7 @@
 //! never followed. Staging inside the folder also works when the folder is a mount point, which
 //! cannot be renamed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -33,7 +33,38 @@ pub struct Extraction {
     /// Untracked entries that were in the way, each as `(path, where it went)` relative to the
     /// target.
     pub displaced: Vec<(String, String)>,
+    /// Each written file's stamp, by manifest path: what a `stat` of the file in place returns
+    /// (moving it into place keeps both), without a second pass over the tree.
+    pub stamps: HashMap<String, FileStamp>,
 }
+
+/// Size and modification time of a file as extraction left it, read from the open file once its
+/// bytes were written (one `fstat`, no path lookup).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    /// Bytes.
+    pub size: u64,
+    /// Modification time in nanoseconds since the Unix epoch (0 where the platform has none).
+    pub mtime_ns: u64,
+}
+
+impl FileStamp {
+    fn of(file: &fs::File) -> io::Result<FileStamp> {
+        let meta = file.metadata()?;
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        Ok(FileStamp {
+            size: meta.len(),
+            mtime_ns,
+        })
+    }
+}
+
+/// Written files' stamps, as `(path, stamp)`.
+type Stamps = Vec<(String, FileStamp)>;
 
 /// Extracts the snapshot read from `input` into the folder `target` (created if missing).
 ///
@@ -61,12 +92,13 @@ pub fn extract_snapshot<R: Read>(
     let staging = reserved.join(format!("{STAGING_PREFIX}{}", unique_suffix()));
     fs::create_dir(&staging).map_err(|e| write_error(&staging, e))?;
 
-    let result = write_all(input, &staging, limits, accept).and_then(|manifest| {
+    let result = write_all(input, &staging, limits, accept).and_then(|(manifest, stamps)| {
         let mut displaced = Vec::new();
         merge(target, &staging, Path::new(""), &mut displaced)?;
         Ok(Extraction {
             manifest,
             displaced,
+            stamps: stamps.into_iter().collect(),
         })
     });
     let _ = fs::remove_dir_all(&staging);
@@ -179,7 +211,7 @@ fn write_all<R: Read>(
     root: &Path,
     limits: &Limits,
     accept: impl FnOnce(&Manifest) -> Result<(), SnapshotError>,
-) -> Result<Manifest, SnapshotError> {
+) -> Result<(Manifest, Stamps), SnapshotError> {
     use std::sync::mpsc::{self, TrySendError};
     use std::sync::Mutex;
 
@@ -189,24 +221,29 @@ fn write_all<R: Read>(
     let (spent_tx, spent_rx) = mpsc::channel::<Batch>();
     let failed: Mutex<Option<SnapshotError>> = Mutex::new(None);
     // Takes queued batches until the queue is closed and empty.
-    let drain = |made: &mut DirCache<'_>| loop {
+    let drain = |made: &mut DirCache<'_>, stamps: &mut Stamps| loop {
         let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok(mut batch) = next else { break };
-        if let Err(e) = write_batch(&batch, made) {
+        if let Err(e) = write_batch(&mut batch, made, stamps) {
             failed
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get_or_insert(e);
         }
-        batch.data.clear();
-        batch.files.clear();
         let _ = spent_tx.send(batch);
     };
     let result = std::thread::scope(|scope| {
-        for _ in 0..WRITERS {
-            scope.spawn(|| drain(&mut DirCache::new(root)));
-        }
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut stamps = Stamps::new();
+                    drain(&mut DirCache::new(root), &mut stamps);
+                    stamps
+                })
+            })
+            .collect();
         let mut made = DirCache::new(root);
+        let mut stamps = Stamps::new();
         // Inflating into a larger buffer copies less through deflate's 32 KiB window: 10% less
         // time for a large deflated file than with 64 KiB.
         let mut buf = vec![0u8; 1 << 20];
@@ -216,7 +253,9 @@ fn write_all<R: Read>(
                 return Err(io::Error::other(e));
             }
             if entry.size > SMALL_FILE {
-                return stream_to(&made.prepare(&entry.path)?, data, &mut buf);
+                let stamp = stream_to(&made.prepare(&entry.path)?, data, &mut buf)?;
+                stamps.push((entry.path.clone(), stamp));
+                return Ok(());
             }
             // Exactly the declared size (`read_to_end` would clear kilobytes of spare capacity
             // per file); the reader verifies the end once this returns.
@@ -233,9 +272,7 @@ fn write_all<R: Read>(
                 // Every writer is busy (or not scheduled, on a loaded machine): rather than
                 // wait, this thread writes the batch itself.
                 Err(TrySendError::Full(mut own)) => {
-                    write_batch(&own, &mut made).map_err(io::Error::other)?;
-                    own.data.clear();
-                    own.files.clear();
+                    write_batch(&mut own, &mut made, &mut stamps).map_err(io::Error::other)?;
                     batch = own;
                     Ok(())
                 }
@@ -245,31 +282,52 @@ fn write_all<R: Read>(
             }
         });
         let result = result.and_then(|manifest| {
-            write_batch(&batch, &mut made)?;
+            write_batch(&mut batch, &mut made, &mut stamps)?;
             Ok(manifest)
         });
         // Closes the queue, then helps the writers with what is left in it.
         drop(tx);
-        drain(&mut made);
-        result
+        drain(&mut made, &mut stamps);
+        for writer in writers {
+            match writer.join() {
+                Ok(theirs) => stamps.extend(theirs),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        result.map(|manifest| (manifest, stamps))
     });
-    let manifest = result?;
+    let written = result?;
     match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
         Some(e) => Err(e),
-        None => Ok(manifest),
+        None => Ok(written),
     }
 }
 
-/// Writes each file of `batch` under the staging folder, making each folder once (per writer).
+/// Writes each file of `batch` under the staging folder, making each folder once (per writer),
+/// and adds its stamp to `stamps`. Leaves `batch` empty for reuse.
 #[cfg(not(target_arch = "wasm32"))]
-fn write_batch(batch: &Batch, made: &mut DirCache<'_>) -> Result<(), SnapshotError> {
+fn write_batch(
+    batch: &mut Batch,
+    made: &mut DirCache<'_>,
+    stamps: &mut Stamps,
+) -> Result<(), SnapshotError> {
     let mut start = 0;
-    for (path, end) in &batch.files {
-        let fail = |e| write_error(Path::new(path), e);
-        fs::write(made.prepare(path).map_err(fail)?, &batch.data[start..*end]).map_err(fail)?;
-        start = *end;
-    }
-    Ok(())
+    let result = batch.files.drain(..).try_for_each(|(path, end)| {
+        let bytes = &batch.data[start..end];
+        start = end;
+        let stamp = made
+            .prepare(&path)
+            .and_then(|dest| {
+                let mut file = fs::File::create(dest)?;
+                file.write_all(bytes)?;
+                FileStamp::of(&file)
+            })
+            .map_err(|e| write_error(Path::new(&path), e))?;
+        stamps.push((path, stamp));
+        Ok(())
+    });
+    batch.data.clear();
+    result
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -278,20 +336,24 @@ fn write_all<R: Read>(
     root: &Path,
     limits: &Limits,
     accept: impl FnOnce(&Manifest) -> Result<(), SnapshotError>,
-) -> Result<Manifest, SnapshotError> {
+) -> Result<(Manifest, Stamps), SnapshotError> {
     let mut made = DirCache::new(root);
     let mut buf = vec![0u8; 64 << 10];
-    read_snapshot(input, limits, accept, |entry, data| {
-        stream_to(&made.prepare(&entry.path)?, data, &mut buf)
-    })
+    let mut stamps = Stamps::new();
+    let manifest = read_snapshot(input, limits, accept, |entry, data| {
+        let stamp = stream_to(&made.prepare(&entry.path)?, data, &mut buf)?;
+        stamps.push((entry.path.clone(), stamp));
+        Ok(())
+    })?;
+    Ok((manifest, stamps))
 }
 
-/// Copies `data` into a new file at `dest` through `buf`.
-fn stream_to(dest: &Path, data: &mut dyn Read, buf: &mut [u8]) -> io::Result<()> {
+/// Copies `data` into a new file at `dest` through `buf`; returns the file's stamp.
+fn stream_to(dest: &Path, data: &mut dyn Read, buf: &mut [u8]) -> io::Result<FileStamp> {
     let mut file = fs::File::create(dest)?;
     loop {
         match data.read(buf) {
-            Ok(0) => return Ok(()),
+            Ok(0) => return FileStamp::of(&file),
             Ok(n) => file.write_all(&buf[..n])?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),

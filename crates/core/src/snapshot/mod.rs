@@ -34,7 +34,7 @@ mod format;
 mod reader;
 mod writer;
 
-pub use extract::{displace, extract_snapshot, remove_staging_leftovers, Extraction};
+pub use extract::{displace, extract_snapshot, remove_staging_leftovers, Extraction, FileStamp};
 pub use reader::{read_snapshot, Limits};
 pub use writer::{SnapshotSummary, SnapshotWriter, WriteOptions};
 
