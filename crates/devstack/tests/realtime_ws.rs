@@ -227,21 +227,36 @@ async fn private_channels_receive_commits_in_both_protocols() {
 
     assert!(public.next(Duration::from_millis(300)).await.is_none());
 
-    // Commit order under concurrency: seq arrives strictly increasing.
+    // Commit order under concurrency: seq arrives strictly increasing, for messages small enough
+    // to travel inside the notification and for those too large for it (loaded by id) alike.
+    let content = |i: usize| {
+        if i % 2 == 1 {
+            "y".repeat(20_000)
+        } else {
+            "x".to_owned()
+        }
+    };
     let mut writes = Vec::new();
     for i in 0..10 {
         let s2 = &s;
         let (t, p) = (token.clone(), project.clone());
-        writes.push(async move { save(s2, &t, &p, &format!("f{i}.txt"), "x").await });
+        let c = content(i);
+        writes.push(async move { save(s2, &t, &p, &format!("f{i}.txt"), &c).await });
     }
     futures_util::future::join_all(writes).await;
     let mut last = 1;
     for _ in 0..10 {
-        let seq = v2.broadcast().await.payload["payload"]["seq"]
-            .as_i64()
-            .unwrap();
+        let f = v2.broadcast().await;
+        let seq = f.payload["payload"]["seq"].as_i64().unwrap();
         assert_eq!(seq, last + 1);
         last = seq;
+        let path = f.payload["payload"]["file_path"].as_str().unwrap();
+        let i: usize = path[1..path.len() - 4].parse().unwrap();
+        assert_eq!(
+            f.payload["payload"]["content"],
+            content(i).as_str(),
+            "{path}"
+        );
     }
 
     // Leaving stops delivery.

@@ -6,9 +6,10 @@
 //!   then with the joiner's role, claims and `realtime.topic` set, select them back; visible
 //!   means allowed; roll back.
 //! - Delivery: a trigger (`supabase/local-base/35_realtime_notify.sql`) NOTIFYs each committed
-//!   `realtime.messages` id; one listener loads the rows and fans them out in notification
-//!   (= commit) order to channels joined on the message's topic in the same namespace (private
-//!   messages reach private channels only, and the reverse).
+//!   `realtime.messages` row (the message itself when it fits NOTIFY's limit, else its id, whose
+//!   row the listener loads); the listener fans them out in notification (= commit) order to
+//!   channels joined on the message's topic in the same namespace (private messages reach
+//!   private channels only, and the reverse).
 //! - Faults: drop every socket abruptly; hold (then deliver in order) or drop messages.
 
 mod protocol;
@@ -329,7 +330,38 @@ async fn listen(config: &Config) -> Result<Listening, tokio_postgres::Error> {
     Ok((client, rx))
 }
 
-/// Loads notified rows in batches and delivers them in notification order.
+/// What a notification carries: the message itself, or (too large for NOTIFY, or binary) its id.
+enum Notified {
+    Message(DbMessage),
+    Id(String),
+}
+
+impl Notified {
+    fn parse(payload: String) -> Notified {
+        #[derive(serde::Deserialize)]
+        struct Inline<'a> {
+            id: String,
+            topic: String,
+            event: String,
+            private: bool,
+            #[serde(borrow)]
+            payload: Option<&'a serde_json::value::RawValue>,
+        }
+        match serde_json::from_str::<Inline<'_>>(&payload) {
+            Ok(m) => Notified::Message(DbMessage {
+                id: m.id,
+                topic: m.topic,
+                event: m.event,
+                private: m.private,
+                payload: m.payload.map(|p| p.get().to_owned()),
+                binary: None,
+            }),
+            Err(_) => Notified::Id(payload),
+        }
+    }
+}
+
+/// Delivers notified messages in notification order, loading in batches those sent by id.
 async fn pump(client: &tokio_postgres::Client, mut rx: mpsc::UnboundedReceiver<String>, hub: &Hub) {
     let Ok(stmt) = client
         .prepare(
@@ -341,40 +373,53 @@ async fn pump(client: &tokio_postgres::Client, mut rx: mpsc::UnboundedReceiver<S
         return;
     };
     while let Some(first) = rx.recv().await {
-        let mut ids = vec![first];
-        while ids.len() < 500 {
+        let mut batch = vec![Notified::parse(first)];
+        while batch.len() < 500 {
             match rx.try_recv() {
-                Ok(id) => ids.push(id),
+                Ok(payload) => batch.push(Notified::parse(payload)),
                 Err(_) => break,
             }
         }
-        let uuids: Vec<uuid::Uuid> = ids.iter().filter_map(|s| s.parse().ok()).collect();
-        let rows = match client.query(&stmt, &[&uuids]).await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("{}", json!({"error": format!("realtime fetch: {e}")}));
-                if client.is_closed() {
-                    return;
-                }
-                continue;
-            }
-        };
-        let mut by_id: HashMap<String, DbMessage> = rows
-            .into_iter()
-            .map(|r| {
-                let m = DbMessage {
-                    id: r.get(0),
-                    topic: r.get(1),
-                    event: r.get(2),
-                    private: r.get(3),
-                    payload: r.get(4),
-                    binary: r.get(5),
-                };
-                (m.id.clone(), m)
+        let uuids: Vec<uuid::Uuid> = batch
+            .iter()
+            .filter_map(|n| match n {
+                Notified::Id(id) => id.parse().ok(),
+                Notified::Message(_) => None,
             })
             .collect();
-        for id in ids {
-            if let Some(m) = by_id.remove(&id) {
+        let mut by_id: HashMap<String, DbMessage> = HashMap::new();
+        if !uuids.is_empty() {
+            let rows = match client.query(&stmt, &[&uuids]).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{}", json!({"error": format!("realtime fetch: {e}")}));
+                    if client.is_closed() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            by_id = rows
+                .into_iter()
+                .map(|r| {
+                    let m = DbMessage {
+                        id: r.get(0),
+                        topic: r.get(1),
+                        event: r.get(2),
+                        private: r.get(3),
+                        payload: r.get(4),
+                        binary: r.get(5),
+                    };
+                    (m.id.clone(), m)
+                })
+                .collect();
+        }
+        for n in batch {
+            let m = match n {
+                Notified::Message(m) => Some(m),
+                Notified::Id(id) => by_id.remove(&id),
+            };
+            if let Some(m) = m {
                 hub.deliver(Arc::new(m));
             }
         }
