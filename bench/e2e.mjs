@@ -75,6 +75,11 @@ let sys;
 
 // Epoch ms of a performance.now() reading: the log lines' `ts` are wall clock.
 const wall = (t) => performance.timeOrigin + t;
+// The earliest of the given times that exist (NaN when none does).
+const earliest = (...ts) => {
+  const xs = ts.filter(Number.isFinite);
+  return xs.length ? Math.min(...xs) : NaN;
+};
 // Milliseconds two intervals [start, end] have in common.
 const overlap = (a, b) => (a && b ? Math.max(0, Math.min(a.end, b.end) - Math.max(a.start, b.start)) : NaN);
 
@@ -95,8 +100,8 @@ function stackLines(from) {
 // The parts of a cold start, in order: each is the interval from the previous boundary to its own.
 const PARTS = [
   ['edge', 'request → edge (HTTP in, service auth)'],
-  ['find', 'find: project, flag, stored snapshot (RPC)'],
-  ['cut', 'one-statement cut (build only)'],
+  ['find', { build: 'find: project, flag, none stored → the cut (RPC)', reuse: 'find: project, flag, stored snapshot (RPC)' }],
+  ['cut', 'separate cut (a snapshot pruned after the find)'],
   ['plan', 'plan: manifest, snapshot id (edge CPU)'],
   ['store', 'build + upload the zip (build only)'],
   ['sign', { build: 'record the snapshot ‖ sign the URL', reuse: 'sign the URL' }],
@@ -155,7 +160,7 @@ async function coldStart(project, kind, dir) {
   const end = wall(readyAt);
   const firstPage = pages.length ? Math.min(...pages.map((p) => p.start)) : NaN;
   const bounds = [
-    find?.start, find?.end, cut?.end, Math.min(firstPage, upload?.start ?? NaN), upload?.end,
+    find?.start, find?.end, cut?.end, earliest(firstPage, upload?.start), upload?.end,
     Math.max(sign?.end, recordSnap?.end ?? -Infinity), record?.end, wall(answered), wall(agent.startedAt),
     at('agent.start'), dlSpan?.end, at('snapshot.extracted'), Math.max(at('snapshot.extracted'), at('realtime.joined')),
     at('ready'), end,

@@ -18,7 +18,9 @@
 // threads, once per isolate, which would otherwise be charged to the first builds), then the
 // builds are timed (at least --runs, default 5, and more for small projects: enough for about
 // 5,000 files in all).
-// fs-sync-edge's stored archive is deleted before every build, so each one builds (no reuse).
+// fs-sync-edge's stored archive is deleted before every build, so each one builds (no reuse). A
+// third turn asks the same worker again for the unchanged project (reused: the find, the signing,
+// the answer): what a request costs apart from building.
 // Reported:
 //   - wall: median request time seen by the client (the upstream calls included);
 //   - workerd CPU: median CPU time of the workerd process per build (its threads' schedstat in
@@ -298,9 +300,9 @@ async function main() {
       };
       const rust = await startRust();
       const js = await startJs();
-      let rustM, jsM, built;
+      let rustM, jsM, reuseM, built;
       try {
-        [rustM, jsM] = await measure([
+        [rustM, jsM, reuseM] = await measure([
           {
             worker: rust,
             before: async (done) => {
@@ -309,7 +311,11 @@ async function main() {
             },
           },
           { worker: js },
+          // The same worker asked again for the archive it just stored: the request's own cost
+          // (the find, the signing, the answer) without a build.
+          { worker: rust },
         ], project, n);
+        if (!reuseM.timed.every((t) => t.body.reused)) throw new Error('a request for an unchanged project built its archive');
         await sleep(300); // let the last log line arrive
         built = rust.logLines().filter((l) => l.event_type === 'snapshot.build' && l.snapshot === 'built').length;
         const last = rustM.timed.at(-1).body;
@@ -322,7 +328,7 @@ async function main() {
       rustM.mem = await isolatePeak(startRust, project, deleteStored);
       jsM.mem = await isolatePeak(startJs, project);
 
-      rows.push({ n, bytes, rustM, jsM, built });
+      rows.push({ n, bytes, rustM, jsM, reuseM, built });
     }
     for (const name of (args.large ?? Object.keys(LARGE).join(',')).split(',').filter((x) => x && x !== '0')) {
       const spec = LARGE[name];
@@ -349,6 +355,8 @@ async function main() {
       const row = (name, m, speed) => console.log(`| ${r.n} | ${mb(r.bytes)} | ${name} | ${m.timed.length} | ${median(m.timed.map((x) => x.wall)).toFixed(0)} | ${m.cpu.toFixed(1)} | ${Math.min(...m.timed.map((x) => x.cpu)).toFixed(1)}–${Math.max(...m.timed.map((x) => x.cpu)).toFixed(1)} | ${mb(m.mem.heap + m.mem.wasm)} | ${m.mem.wasm ? mb(m.mem.wasm) : '–'} | ${mb(m.rss)} | ${mb(m.timed[0].size)} | ${speed} |`);
       row('fs-sync-edge (Rust)', r.rustM, `${(r.jsM.cpu / r.rustM.cpu).toFixed(1)}x`);
       row('JSZip (seed)', r.jsM, '1.0x');
+      const reuse = r.reuseM;
+      console.log(`| ${r.n} | ${mb(r.bytes)} | fs-sync-edge, unchanged project (reused: the request alone) | ${reuse.timed.length} | ${median(reuse.timed.map((x) => x.wall)).toFixed(0)} | ${reuse.cpu.toFixed(1)} | ${Math.min(...reuse.timed.map((x) => x.cpu)).toFixed(1)}–${Math.max(...reuse.timed.map((x) => x.cpu)).toFixed(1)} | – | – | – | – | – |`);
       if (r.built !== r.rustM.requests) console.log(`(note: fs-sync-edge built ${r.built} of ${r.rustM.requests} requests)`);
       if (r.rustM.mem.missed || r.jsM.mem.missed) console.log(`(heap samples missed: Rust ${r.rustM.mem.missed}, JSZip ${r.jsM.mem.missed})`);
     }

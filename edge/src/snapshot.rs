@@ -50,6 +50,12 @@ const BATCH_FILES: usize = 500;
 /// uncompressed data and the snapshot id is the manifest's hash: the level only has to follow from
 /// the state for one state to give one archive.
 const FAST_DEFLATE_LEVEL: u32 = 2;
+/// Deflate level of an archive of at most [`SMALL_ARCHIVE`] bytes at any level (a small
+/// project's): 1 costs about a quarter less CPU than 2 (bench:edge at 100 files: 12.0 vs 16.5 ms
+/// of workerd CPU per build) for archives about a quarter larger, which at this size is tens of
+/// kilobytes; on larger archives the quarter is megabytes every container downloads.
+const SMALL_DEFLATE_LEVEL: u32 = 1;
+const SMALL_ARCHIVE: u64 = 1 << 20;
 /// Binaries up to this size are read whole; larger ones are streamed, twice, in the pieces Storage
 /// sends (one extra download buys memory bounded by a piece).
 const WHOLE_BINARY_MAX: u64 = 1 << 20;
@@ -383,8 +389,13 @@ pub(crate) fn start(
              content",
         ));
     }
-    if writer.max_size() <= limit {
-        writer.set_level(FAST_DEFLATE_LEVEL);
+    let max = writer.max_size();
+    if max <= limit {
+        writer.set_level(if max <= SMALL_ARCHIVE {
+            SMALL_DEFLATE_LEVEL
+        } else {
+            FAST_DEFLATE_LEVEL
+        });
     }
     Ok((writer, sink))
 }
@@ -1162,21 +1173,23 @@ mod tests {
         );
     }
 
-    /// The fast level only where it cannot cost a project its snapshot: a project whose archive
-    /// might not fit the limit keeps the best compression.
+    /// The fast levels only where they cannot cost a project its snapshot: a project whose
+    /// archive might not fit the limit keeps the best compression; the fastest for small archives.
     #[test]
-    fn the_fast_level_only_where_the_archive_fits_at_any_level() {
-        let text = source(2000);
-        let p = plan(cut(&[("a.ts", text.as_str(), None)])).unwrap();
-        let level = |limit| {
-            let (w, _) = start(p.manifest.clone(), limit, "project-snapshots").unwrap();
-            (w.level(), w.max_size())
-        };
-        let (fast, max) = level(u64::MAX);
-        assert_eq!(fast, FAST_DEFLATE_LEVEL);
-        assert!(max > text.len() as u64);
-        assert_eq!(level(max).0, FAST_DEFLATE_LEVEL);
-        assert_eq!(level(max - 1).0, WriteOptions::default().level);
+    fn the_fast_levels_only_where_the_archive_fits_at_any_level() {
+        for (size, fast) in [(2000, SMALL_DEFLATE_LEVEL), (2 << 20, FAST_DEFLATE_LEVEL)] {
+            let text = source(size);
+            let p = plan(cut(&[("a.ts", text.as_str(), None)])).unwrap();
+            let level = |limit| {
+                let (w, _) = start(p.manifest.clone(), limit, "project-snapshots").unwrap();
+                (w.level(), w.max_size())
+            };
+            let (chosen, max) = level(u64::MAX);
+            assert_eq!(chosen, fast, "{size} bytes");
+            assert!(max > text.len() as u64);
+            assert_eq!(level(max).0, fast);
+            assert_eq!(level(max - 1).0, WriteOptions::default().level);
+        }
     }
 
     #[test]
