@@ -79,11 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         upserts += saves as i64;
         let after = function_times(&db, upserts).await?;
         profiles.push((writers, diff_times(&before, &after, saves as f64)));
-        let med = |f: &dyn Fn(&(WriteStats, WriteStats)) -> f64| {
-            let mut v: Vec<f64> = rounds.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
+        let med = |f: &dyn Fn(&(WriteStats, WriteStats)) -> f64| median_of(&rounds, f);
         println!(
             "| upsert_project_file | {writers} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0}% | {:.0} | {:.2} | {:.2}x |",
             med(&|r| r.0.rate),
@@ -106,11 +102,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let skips = run_writes(&db, &claims, owner, 8, false, false).await?;
         flush.push((waits, skips));
     }
-    let med = |f: &dyn Fn(&(WriteStats, WriteStats)) -> f64| {
-        let mut v: Vec<f64> = flush.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let med = |f: &dyn Fn(&(WriteStats, WriteStats)) -> f64| median_of(&flush, f);
     println!(
         "| waited for under the project lock (as deployed) | {:.0} | {:.2} | {:.2} |",
         med(&|r| r.0.rate),
@@ -372,6 +364,16 @@ async fn call(
     let out: String = tx.query_one(sql, params).await?.get(0);
     tx.commit().await?;
     Ok(out)
+}
+
+/// The median over interleaved rounds of what `f` reads from each round's pair of runs.
+fn median_of(
+    rounds: &[(WriteStats, WriteStats)],
+    f: &dyn Fn(&(WriteStats, WriteStats)) -> f64,
+) -> f64 {
+    let mut v: Vec<f64> = rounds.iter().map(f).collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn percentiles(times: &mut [Duration]) -> (f64, f64) {
