@@ -119,9 +119,9 @@ select is((select array_agg(t.tgname::text order by t.tgname) from pg_trigger t
             where t.tgrelid = 'public.project_files'::regclass and not t.tgisinternal),
           case when exists (select 1 from fs_adopted_columns
                              where relation = 'project_files' and column_name in ('last_modified_by', 'file_size', 'is_binary'))
-               then array['fsync_legacy_lock', 'fsync_legacy_write', 'fsync_phase0_columns']
-               else array['fsync_legacy_lock', 'fsync_legacy_write'] end,
-          'they are the only triggers on project_files (and the one filling velocity''s Phase-0 columns)');
+               then array['fsync_legacy_lock', 'fsync_legacy_write', 'fsync_phase0_columns', 'fsync_refresh_statistics']
+               else array['fsync_legacy_lock', 'fsync_legacy_write', 'fsync_refresh_statistics'] end,
+          'they and the statistics trigger are the only triggers on project_files (and the one filling velocity''s Phase-0 columns)');
 select is_empty($$
   select t.table_name, t.privilege_type from information_schema.role_table_grants t
    where t.table_schema = 'public' and t.grantee in ('anon', 'fsync_container')
